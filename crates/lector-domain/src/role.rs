@@ -1,0 +1,101 @@
+//! Staff roles and the permission matrix (see `docs/permissions.md`).
+
+use crate::Msg;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Leader,
+    Department,
+    Librarian,
+    Analyst,
+}
+
+/// Something a request may want to do. Every route names the permission it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// See reader profiles (contact details masked).
+    ReadersView,
+    /// See a reader's full contact details (audited).
+    ReadersContacts,
+    /// Create and update readers.
+    ReadersEdit,
+    /// Delete readers.
+    ReadersDelete,
+    /// Export readers to a file (audited).
+    ReadersExport,
+    /// Manage staff accounts.
+    UsersManage,
+    /// Create and revoke API tokens for any user.
+    TokensManage,
+    /// Configure categories, custom attributes and departments.
+    ConfigManage,
+    /// Browse the audit log.
+    AuditView,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Admin, Role::Leader, Role::Department, Role::Librarian, Role::Analyst];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Leader => "leader",
+            Role::Department => "department",
+            Role::Librarian => "librarian",
+            Role::Analyst => "analyst",
+        }
+    }
+
+    pub fn label(self) -> Msg {
+        match self {
+            Role::Admin => Msg::new("系统管理员", "Administrator"),
+            Role::Leader => Msg::new("馆领导", "Leader"),
+            Role::Department => Msg::new("部门馆员", "Department staff"),
+            Role::Librarian => Msg::new("馆员", "Librarian"),
+            Role::Analyst => Msg::new("数据分析员", "Analyst"),
+        }
+    }
+
+    pub fn parse(code: &str) -> Result<Self, Msg> {
+        Self::ALL.into_iter().find(|r| r.code() == code.trim()).ok_or_else(|| {
+            Msg::new(
+                format!("未知角色“{code}”，可选：admin、leader、department、librarian、analyst"),
+                format!("unknown role '{code}'; use admin, leader, department, librarian or analyst"),
+            )
+        })
+    }
+
+    /// The permission matrix. Analysts work on pseudonymised warehouse data and see no reader
+    /// records; leaders see everything and change nothing operational.
+    pub fn can(self, p: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Leader => matches!(p, ReadersView | ReadersContacts | ReadersExport | AuditView),
+            Role::Librarian => matches!(p, ReadersView | ReadersContacts | ReadersEdit | ReadersExport),
+            Role::Department => matches!(p, ReadersView),
+            Role::Analyst => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix() {
+        assert!(Role::Admin.can(Permission::UsersManage));
+        assert!(Role::Librarian.can(Permission::ReadersEdit));
+        assert!(!Role::Librarian.can(Permission::ReadersDelete));
+        assert!(!Role::Leader.can(Permission::ReadersEdit));
+        assert!(Role::Department.can(Permission::ReadersView));
+        assert!(!Role::Department.can(Permission::ReadersContacts));
+        assert!(!Role::Analyst.can(Permission::ReadersView));
+        assert_eq!(Role::parse("leader").unwrap(), Role::Leader);
+        assert!(Role::parse("root").is_err());
+    }
+}

@@ -1,0 +1,691 @@
+//! Reader records: create, read, update with optimistic concurrency, delete, search, bulk load.
+
+use crate::audit::{self, Change};
+use crate::db::{flag, is_unique_violation, Sql, Store};
+use crate::{now_text, Actor, Page, Result, StoreError};
+use lector_domain::attribute::AttrDef;
+use lector_domain::contact::{lookup_key, ContactKind};
+use lector_domain::name::{pinyin_of, prefix_upper_bound, search_keys};
+use lector_domain::reader::{Gender, ReaderInput, ReaderStatus, Related};
+use lector_domain::search::SearchTerm;
+use lector_domain::{FieldErrors, Msg};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use std::collections::{BTreeMap, HashMap};
+
+/// A search stops collecting candidates here and reports "more than" instead of a total.
+pub const SEARCH_CANDIDATE_CAP: i64 = 5000;
+/// Lists count at most this many matches.
+pub const COUNT_CAP: i64 = 10000;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CategoryRef {
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ContactRecord {
+    pub kind: ContactKind,
+    pub value: String,
+    pub primary: bool,
+    pub verified: bool,
+}
+
+/// A whole reader record, as shown on the reader page and returned by the API.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReaderRecord {
+    pub id: i64,
+    pub card_no: String,
+    pub name: String,
+    pub pinyin: String,
+    pub initials: String,
+    pub gender: Gender,
+    pub birth_date: Option<String>,
+    pub category: CategoryRef,
+    pub affiliation: Option<String>,
+    pub status: ReaderStatus,
+    pub enrolled_on: Option<String>,
+    pub expires_on: Option<String>,
+    pub contacts: Vec<ContactRecord>,
+    pub related: Vec<Related>,
+    pub tags: Vec<String>,
+    pub attributes: BTreeMap<String, Vec<String>>,
+    /// User name of the staff member responsible for the reader.
+    pub owner: Option<String>,
+    pub notes: Option<String>,
+    /// Incremented by every update; an update names the version it was based on.
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One row of a reader list.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReaderSummary {
+    pub id: i64,
+    pub card_no: String,
+    pub name: String,
+    pub pinyin: String,
+    pub gender: Gender,
+    pub category: CategoryRef,
+    pub affiliation: Option<String>,
+    pub status: ReaderStatus,
+    pub owner: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReaderSort {
+    /// By pinyin of the name (the default for searches).
+    Name,
+    CardNo,
+    /// Most recently changed first (the default for lists).
+    #[default]
+    Updated,
+    Created,
+}
+
+impl ReaderSort {
+    pub fn parse(code: &str) -> Option<Self> {
+        match code {
+            "name" => Some(ReaderSort::Name),
+            "card_no" => Some(ReaderSort::CardNo),
+            "updated" => Some(ReaderSort::Updated),
+            "created" => Some(ReaderSort::Created),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ReaderSort::Name => "name",
+            ReaderSort::CardNo => "card_no",
+            ReaderSort::Updated => "updated",
+            ReaderSort::Created => "created",
+        }
+    }
+}
+
+/// Filters, sort and page of a reader list.
+#[derive(Debug, Clone, Default)]
+pub struct ReaderQuery {
+    pub q: Option<SearchTerm>,
+    pub category: Option<String>,
+    pub affiliation: Option<String>,
+    pub tag: Option<String>,
+    pub status: Option<ReaderStatus>,
+    pub owner: Option<String>,
+    /// `None`: by name for a search, most recently updated otherwise.
+    pub sort: Option<ReaderSort>,
+    pub desc: bool,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+const SUMMARY_COLUMNS: &str = "r.id, r.card_no, r.name, r.pinyin, r.gender, r.affiliation, r.status, r.updated_at, \
+    c.code AS category_code, c.name_zh AS category_zh, c.name_en AS category_en, u.username AS owner";
+const FROM_READERS: &str = " FROM readers r JOIN categories c ON c.id = r.category_id LEFT JOIN users u ON u.id = r.owner_id";
+
+fn parse_enum<T>(v: String, parse: fn(&str) -> Result<T, Msg>) -> Result<T> {
+    parse(&v).map_err(|m| StoreError::Other(m.en))
+}
+
+fn category_ref(row: &AnyRow) -> Result<CategoryRef> {
+    Ok(CategoryRef { code: row.try_get("category_code")?, name_zh: row.try_get("category_zh")?, name_en: row.try_get("category_en")? })
+}
+
+fn summary(row: &AnyRow) -> Result<ReaderSummary> {
+    Ok(ReaderSummary {
+        id: row.try_get("id")?,
+        card_no: row.try_get("card_no")?,
+        name: row.try_get("name")?,
+        pinyin: row.try_get("pinyin")?,
+        gender: parse_enum(row.try_get("gender")?, Gender::parse)?,
+        category: category_ref(row)?,
+        affiliation: row.try_get("affiliation")?,
+        status: parse_enum(row.try_get("status")?, ReaderStatus::parse)?,
+        owner: row.try_get("owner")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// References in a reader input resolved to ids inside the transaction that saves it.
+struct Resolved {
+    category_id: i64,
+    owner_id: Option<i64>,
+    /// (attribute id, definition, values) for every attribute given.
+    attributes: Vec<(i64, AttrDef, Vec<String>)>,
+}
+
+type Tx = Transaction<'static, Any>;
+
+fn duplicate_card(card: &str) -> StoreError {
+    StoreError::Conflict(Msg::new(format!("读者证号“{card}”已被其他读者使用"), format!("card number '{card}' is already used by another reader")))
+}
+
+impl Store {
+    async fn resolve(&self, tx: &mut Tx, input: &ReaderInput, reader_id: Option<i64>, current_category: Option<i64>) -> Result<Resolved> {
+        let mut errs = FieldErrors::default();
+        let row = sqlx::query("SELECT id, active FROM categories WHERE code = $1").bind(input.category.clone()).fetch_optional(&mut **tx).await?;
+        let category_id = match row {
+            Some(r) if flag(&r, "active")? || current_category == Some(r.try_get("id")?) => r.try_get("id")?,
+            Some(_) => {
+                errs.push("category", Msg::new(format!("读者类型“{}”已停用", input.category), format!("category '{}' is retired", input.category)));
+                0
+            }
+            None => {
+                errs.push("category", Msg::new(format!("没有读者类型“{}”", input.category), format!("no reader category '{}'", input.category)));
+                0
+            }
+        };
+        let owner_id = match &input.owner {
+            None => None,
+            Some(name) => {
+                let row = sqlx::query("SELECT id FROM users WHERE username = $1 AND active = 1").bind(name.to_lowercase()).fetch_optional(&mut **tx).await?;
+                match row {
+                    Some(r) => Some(r.try_get("id")?),
+                    None => {
+                        errs.push("owner", Msg::new(format!("没有在职馆员“{name}”"), format!("no active staff member '{name}'")));
+                        None
+                    }
+                }
+            }
+        };
+        let mut attributes = Vec::new();
+        if !input.attributes.is_empty() {
+            let defs: HashMap<String, (i64, AttrDef)> = self.attribute_defs().await?.into_iter().map(|(id, d)| (d.code.clone(), (id, d))).collect();
+            for (code, raw) in &input.attributes {
+                let field = format!("attributes.{code}");
+                let Some((id, def)) = defs.get(code) else {
+                    errs.push(field, Msg::new(format!("没有自定义属性“{code}”"), format!("no custom attribute '{code}'")));
+                    continue;
+                };
+                let Some(values) = errs.take(&field, def.parse_values(raw)) else { continue };
+                if def.unique {
+                    for v in &values {
+                        let clash = sqlx::query("SELECT r.card_no FROM reader_attributes a JOIN readers r ON r.id = a.reader_id WHERE a.attr_id = $1 AND a.value = $2 AND a.reader_id <> $3")
+                            .bind(*id)
+                            .bind(v.clone())
+                            .bind(reader_id.unwrap_or(0))
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                        if let Some(r) = clash {
+                            let card: String = r.try_get("card_no")?;
+                            errs.push(field.clone(), Msg::new(format!("“{}”的值“{v}”已被读者 {card} 使用", def.label_zh), format!("'{}' value '{v}' is already used by reader {card}", def.label_en)));
+                        }
+                    }
+                }
+                attributes.push((*id, def.clone(), values));
+            }
+        }
+        errs.finish(|| Resolved { category_id, owner_id, attributes }).map_err(StoreError::Invalid)
+    }
+
+    async fn write_children(&self, tx: &mut Tx, id: i64, input: &ReaderInput, resolved: &Resolved) -> Result<()> {
+        for table in ["reader_contacts", "reader_related", "reader_tags", "reader_attributes", "reader_search_keys"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE reader_id = $1")).bind(id).execute(&mut **tx).await?;
+        }
+        for (i, c) in input.contacts.iter().enumerate() {
+            sqlx::query("INSERT INTO reader_contacts (reader_id, kind, value, lookup, is_primary, verified, position) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(id)
+                .bind(c.kind.code().to_string())
+                .bind(c.value.clone())
+                .bind(lookup_key(c.kind, &c.value))
+                .bind(c.primary as i64)
+                .bind(c.verified as i64)
+                .bind(i as i64)
+                .execute(&mut **tx)
+                .await?;
+        }
+        for (i, r) in input.related.iter().enumerate() {
+            sqlx::query("INSERT INTO reader_related (reader_id, name, relation, phone, email, position) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(id)
+                .bind(r.name.clone())
+                .bind(r.relation.clone())
+                .bind(r.phone.clone())
+                .bind(r.email.clone())
+                .bind(i as i64)
+                .execute(&mut **tx)
+                .await?;
+        }
+        for t in &input.tags {
+            sqlx::query("INSERT INTO reader_tags (reader_id, tag) VALUES ($1, $2)").bind(id).bind(t.clone()).execute(&mut **tx).await?;
+        }
+        let mut keys = search_keys(input.name.as_str());
+        for (attr_id, def, values) in &resolved.attributes {
+            for (i, v) in values.iter().enumerate() {
+                sqlx::query("INSERT INTO reader_attributes (reader_id, attr_id, value, position) VALUES ($1, $2, $3, $4)")
+                    .bind(id)
+                    .bind(*attr_id)
+                    .bind(v.clone())
+                    .bind(i as i64)
+                    .execute(&mut **tx)
+                    .await?;
+                if def.searchable && !keys.contains(&v.to_lowercase()) {
+                    keys.push(v.to_lowercase());
+                }
+            }
+        }
+        for k in keys {
+            sqlx::query("INSERT INTO reader_search_keys (key, reader_id) VALUES ($1, $2)").bind(k).bind(id).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a reader and audits it in one transaction.
+    #[tracing::instrument(skip(self, input), fields(card_no = input.card_no.as_str()))]
+    pub async fn create_reader(&self, actor: &Actor, input: &ReaderInput) -> Result<ReaderRecord> {
+        let mut tx = self.begin().await?;
+        let resolved = self.resolve(&mut tx, input, None, None).await?;
+        let py = pinyin_of(input.name.as_str());
+        let now = now_text();
+        let inserted = sqlx::query(
+            "INSERT INTO readers (card_no, name, pinyin, initials, gender, birth_date, category_id, affiliation, status, enrolled_on, expires_on, owner_id, notes, version, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14) RETURNING id",
+        )
+        .bind(input.card_no.as_str().to_string())
+        .bind(input.name.as_str().to_string())
+        .bind(py.full)
+        .bind(py.initials)
+        .bind(input.gender.code().to_string())
+        .bind(input.birth_date.map(|d| d.to_string()))
+        .bind(resolved.category_id)
+        .bind(input.affiliation.clone())
+        .bind(input.status.code().to_string())
+        .bind(input.enrolled_on.map(|d| d.to_string()))
+        .bind(input.expires_on.map(|d| d.to_string()))
+        .bind(resolved.owner_id)
+        .bind(input.notes.clone())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let id: i64 = match inserted {
+            Ok(r) => r.try_get("id")?,
+            Err(e) if is_unique_violation(&e) => return Err(duplicate_card(input.card_no.as_str())),
+            Err(e) => return Err(e.into()),
+        };
+        self.write_children(&mut tx, id, input, &resolved).await?;
+        let after = load_reader(&mut tx, id).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change { action: "reader.create", entity: "reader", entity_id: Some(id.to_string()), summary: format!("{} {}", after.card_no, after.name), before: None, after: Some(serde_json::to_value(&after).unwrap_or_default()) },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Replaces a reader's record if it is still at `expected_version`; otherwise nothing is
+    /// written and the caller gets a conflict naming the current version.
+    #[tracing::instrument(skip(self, input))]
+    pub async fn update_reader(&self, actor: &Actor, id: i64, expected_version: i64, input: &ReaderInput) -> Result<ReaderRecord> {
+        let mut tx = self.begin().await?;
+        let before = load_reader(&mut tx, id).await?;
+        if before.version != expected_version {
+            return Err(stale(before.version, expected_version));
+        }
+        let current_category: i64 = sqlx::query("SELECT category_id FROM readers WHERE id = $1").bind(id).fetch_one(&mut *tx).await?.try_get("category_id")?;
+        let resolved = self.resolve(&mut tx, input, Some(id), Some(current_category)).await?;
+        let py = pinyin_of(input.name.as_str());
+        let updated = sqlx::query(
+            "UPDATE readers SET card_no = $1, name = $2, pinyin = $3, initials = $4, gender = $5, birth_date = $6, category_id = $7, affiliation = $8,
+             status = $9, enrolled_on = $10, expires_on = $11, owner_id = $12, notes = $13, version = version + 1, updated_at = $14
+             WHERE id = $15 AND version = $16",
+        )
+        .bind(input.card_no.as_str().to_string())
+        .bind(input.name.as_str().to_string())
+        .bind(py.full)
+        .bind(py.initials)
+        .bind(input.gender.code().to_string())
+        .bind(input.birth_date.map(|d| d.to_string()))
+        .bind(resolved.category_id)
+        .bind(input.affiliation.clone())
+        .bind(input.status.code().to_string())
+        .bind(input.enrolled_on.map(|d| d.to_string()))
+        .bind(input.expires_on.map(|d| d.to_string()))
+        .bind(resolved.owner_id)
+        .bind(input.notes.clone())
+        .bind(now_text())
+        .bind(id)
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Ok(r) if r.rows_affected() == 1 => {}
+            Ok(_) => return Err(stale(before.version + 1, expected_version)),
+            Err(e) if is_unique_violation(&e) => return Err(duplicate_card(input.card_no.as_str())),
+            Err(e) => return Err(e.into()),
+        }
+        self.write_children(&mut tx, id, input, &resolved).await?;
+        let after = load_reader(&mut tx, id).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change { action: "reader.update", entity: "reader", entity_id: Some(id.to_string()), summary: format!("{} {}", after.card_no, after.name), before: Some(serde_json::to_value(&before).unwrap_or_default()), after: Some(serde_json::to_value(&after).unwrap_or_default()) },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a reader (and its contacts, tags …), keeping the full record in the audit log.
+    pub async fn delete_reader(&self, actor: &Actor, id: i64, expected_version: Option<i64>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let before = load_reader(&mut tx, id).await?;
+        if let Some(v) = expected_version.filter(|v| *v != before.version) {
+            return Err(stale(before.version, v));
+        }
+        sqlx::query("DELETE FROM readers WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change { action: "reader.delete", entity: "reader", entity_id: Some(id.to_string()), summary: format!("{} {}", before.card_no, before.name), before: Some(serde_json::to_value(&before).unwrap_or_default()), after: None },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn reader(&self, id: i64) -> Result<ReaderRecord> {
+        let mut conn = self.pool.acquire().await?;
+        load_reader(&mut conn, id).await
+    }
+
+    pub async fn reader_by_card(&self, card_no: &str) -> Result<ReaderRecord> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query("SELECT id FROM readers WHERE card_no = $1").bind(card_no.to_string()).fetch_optional(&mut *conn).await?.ok_or(StoreError::NotFound)?;
+        load_reader(&mut conn, row.try_get("id")?).await
+    }
+
+    /// Lists readers matching `q`, a page at a time.
+    pub async fn readers(&self, q: &ReaderQuery) -> Result<Page<ReaderSummary>> {
+        let per_page = q.per_page.clamp(1, 200);
+        let page = q.page.max(1);
+        let mut filter = Sql::new(" WHERE 1 = 1");
+        if let Some(term) = &q.q {
+            filter.push(" AND r.id IN (");
+            candidates(&mut filter, term);
+            filter.push(")");
+        }
+        if let Some(c) = q.category.as_deref().filter(|s| !s.is_empty()) {
+            filter.push(" AND r.category_id = (SELECT id FROM categories WHERE code = ").bind(c).push(")");
+        }
+        if let Some(a) = q.affiliation.as_deref().filter(|s| !s.is_empty()) {
+            filter.push(" AND r.affiliation = ").bind(a);
+        }
+        if let Some(s) = q.status {
+            filter.push(" AND r.status = ").bind(s.code());
+        }
+        if let Some(o) = q.owner.as_deref().filter(|s| !s.is_empty()) {
+            filter.push(" AND r.owner_id = (SELECT id FROM users WHERE username = ").bind(o.to_lowercase()).push(")");
+        }
+        if let Some(t) = q.tag.as_deref().filter(|s| !s.is_empty()) {
+            filter.push(" AND r.id IN (SELECT reader_id FROM reader_tags WHERE tag = ").bind(t).push(")");
+        }
+        let sort = q.sort.unwrap_or(if q.q.is_some() { ReaderSort::Name } else { ReaderSort::Updated });
+        let desc = if q.sort.is_none() && sort == ReaderSort::Updated { true } else { q.desc };
+        let dir = if desc { "DESC" } else { "ASC" };
+        let order = match sort {
+            ReaderSort::Name => format!("r.pinyin {dir}, r.id {dir}"),
+            ReaderSort::CardNo => format!("r.card_no {dir}"),
+            ReaderSort::Updated => format!("r.updated_at {dir}, r.id {dir}"),
+            ReaderSort::Created => format!("r.id {dir}"),
+        };
+        let list = filter.with_text(&format!("SELECT {SUMMARY_COLUMNS}{FROM_READERS}{} ORDER BY {order} LIMIT {per_page} OFFSET {}", filter.text, (page - 1) * per_page));
+        let count = filter.with_text(&format!("SELECT COUNT(*) AS n FROM (SELECT r.id{FROM_READERS}{} LIMIT {}) AS matches", filter.text, COUNT_CAP + 1));
+        let rows = list.query().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(summary).collect::<Result<Vec<_>>>()?;
+        let counted: i64 = if page == 1 && (items.len() as i64) < per_page {
+            items.len() as i64
+        } else {
+            count.query().fetch_one(&self.pool).await?.try_get("n")?
+        };
+        let mut capped = counted > COUNT_CAP;
+        if let Some(term) = &q.q {
+            // A search whose candidates hit the cap may have more matches than it counted.
+            let probe = {
+                let mut s = Sql::new("SELECT COUNT(*) AS n FROM (");
+                candidates(&mut s, term);
+                s.push(") AS c");
+                s
+            };
+            if counted > 0 && probe.query().fetch_one(&self.pool).await?.try_get::<i64, _>("n")? >= SEARCH_CANDIDATE_CAP {
+                capped = true;
+            }
+        }
+        Ok(Page { items, total: counted.min(COUNT_CAP), total_capped: capped, page, per_page })
+    }
+
+    /// Counts for the home dashboard: readers in all, by status and by category.
+    pub async fn reader_stats(&self) -> Result<ReaderStats> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM readers").fetch_one(&self.pool).await?.try_get("n")?;
+        let by_status = sqlx::query("SELECT status, COUNT(*) AS n FROM readers GROUP BY status").fetch_all(&self.pool).await?;
+        let by_category = sqlx::query(
+            "SELECT c.code AS category_code, c.name_zh AS category_zh, c.name_en AS category_en, COUNT(r.id) AS n
+             FROM categories c LEFT JOIN readers r ON r.category_id = c.id GROUP BY c.code, c.name_zh, c.name_en, c.sort_order ORDER BY c.sort_order",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let week_ago = (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let new_this_week: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'reader.create' AND at >= $1").bind(week_ago).fetch_one(&self.pool).await?.try_get("n")?;
+        Ok(ReaderStats {
+            total,
+            new_this_week,
+            by_status: by_status.iter().map(|r| Ok((parse_enum(r.try_get("status")?, ReaderStatus::parse)?, r.try_get("n")?))).collect::<Result<_>>()?,
+            by_category: by_category.iter().map(|r| Ok((category_ref(r)?, r.try_get("n")?))).collect::<Result<_>>()?,
+        })
+    }
+
+    /// Inserts many readers in one transaction with a single audit entry (demo data, bulk
+    /// loads). Every input has been parsed; references are resolved once per batch.
+    pub async fn bulk_create_readers(&self, actor: &Actor, inputs: &[ReaderInput], created_at: &str) -> Result<usize> {
+        if inputs.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await?;
+        let categories: HashMap<String, i64> = self.categories().await?.into_iter().map(|c| (c.code, c.id)).collect();
+        let users: HashMap<String, i64> = self.users().await?.into_iter().map(|u| (u.username, u.id)).collect();
+        let mut ids: HashMap<String, i64> = HashMap::with_capacity(inputs.len());
+        for chunk in inputs.chunks(400) {
+            let mut sql = Sql::new("INSERT INTO readers (card_no, name, pinyin, initials, gender, birth_date, category_id, affiliation, status, enrolled_on, expires_on, owner_id, notes, version, created_at, updated_at) VALUES ");
+            for (i, r) in chunk.iter().enumerate() {
+                let category = *categories.get(&r.category).ok_or_else(|| StoreError::invalid("category", Msg::new(format!("没有读者类型“{}”", r.category), format!("no reader category '{}'", r.category))))?;
+                let owner = r.owner.as_ref().and_then(|o| users.get(o).copied());
+                let py = pinyin_of(r.name.as_str());
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .bind(r.card_no.as_str()).push(", ").bind(r.name.as_str()).push(", ").bind(py.full).push(", ").bind(py.initials).push(", ")
+                    .bind(r.gender.code()).push(", ").bind(r.birth_date.map(|d| d.to_string())).push(", ").bind(category).push(", ")
+                    .bind(r.affiliation.clone()).push(", ").bind(r.status.code()).push(", ").bind(r.enrolled_on.map(|d| d.to_string())).push(", ")
+                    .bind(r.expires_on.map(|d| d.to_string())).push(", ").bind(owner).push(", ").bind(r.notes.clone()).push(", 1, ")
+                    .bind(created_at).push(", ").bind(created_at).push(")");
+            }
+            sql.push(" RETURNING id, card_no");
+            let rows = sql.query().fetch_all(&mut *tx).await.map_err(|e| if is_unique_violation(&e) { duplicate_card("…") } else { StoreError::from(e) })?;
+            for row in rows {
+                ids.insert(row.try_get("card_no")?, row.try_get("id")?);
+            }
+        }
+        let mut contacts = Vec::new();
+        let mut related = Vec::new();
+        let mut tags = Vec::new();
+        let mut keys = Vec::new();
+        for r in inputs {
+            let id = ids[r.card_no.as_str()];
+            for (i, c) in r.contacts.iter().enumerate() {
+                contacts.push((id, c, i as i64));
+            }
+            for (i, x) in r.related.iter().enumerate() {
+                related.push((id, x, i as i64));
+            }
+            tags.extend(r.tags.iter().map(|t| (id, t)));
+            keys.extend(search_keys(r.name.as_str()).into_iter().map(|k| (id, k)));
+        }
+        for chunk in contacts.chunks(1000) {
+            let mut sql = Sql::new("INSERT INTO reader_contacts (reader_id, kind, value, lookup, is_primary, verified, position) VALUES ");
+            for (i, (id, c, pos)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" }).bind(*id).push(", ").bind(c.kind.code()).push(", ").bind(c.value.as_str()).push(", ")
+                    .bind(lookup_key(c.kind, &c.value)).push(", ").bind(c.primary).push(", ").bind(c.verified).push(", ").bind(*pos).push(")");
+            }
+            sql.query().execute(&mut *tx).await?;
+        }
+        for chunk in related.chunks(1000) {
+            let mut sql = Sql::new("INSERT INTO reader_related (reader_id, name, relation, phone, email, position) VALUES ");
+            for (i, (id, x, pos)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" }).bind(*id).push(", ").bind(x.name.as_str()).push(", ").bind(x.relation.as_str()).push(", ")
+                    .bind(x.phone.clone()).push(", ").bind(x.email.clone()).push(", ").bind(*pos).push(")");
+            }
+            sql.query().execute(&mut *tx).await?;
+        }
+        for chunk in tags.chunks(2000) {
+            let mut sql = Sql::new("INSERT INTO reader_tags (reader_id, tag) VALUES ");
+            for (i, (id, t)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" }).bind(*id).push(", ").bind(t.as_str()).push(")");
+            }
+            sql.query().execute(&mut *tx).await?;
+        }
+        for chunk in keys.chunks(2000) {
+            let mut sql = Sql::new("INSERT INTO reader_search_keys (key, reader_id) VALUES ");
+            for (i, (id, k)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" }).bind(k.as_str()).push(", ").bind(*id).push(")");
+            }
+            sql.query().execute(&mut *tx).await?;
+        }
+        let first = inputs.first().map(|r| r.card_no.as_str()).unwrap_or_default();
+        let last = inputs.last().map(|r| r.card_no.as_str()).unwrap_or_default();
+        audit::record(
+            &mut tx,
+            actor,
+            Change { action: "reader.bulk_create", entity: "reader", entity_id: None, summary: format!("{} readers {first} … {last}", inputs.len()), before: None, after: None },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(inputs.len())
+    }
+}
+
+/// Appends the SQL selecting the ids of readers a search term may match (at most
+/// [`SEARCH_CANDIDATE_CAP`] from each index).
+fn candidates(sql: &mut Sql, term: &SearchTerm) {
+    let cap = SEARCH_CANDIDATE_CAP;
+    let key_range = |sql: &mut Sql, prefix: &str| {
+        sql.push("SELECT reader_id FROM (SELECT reader_id FROM reader_search_keys WHERE key >= ").bind(prefix);
+        if let Some(hi) = prefix_upper_bound(prefix) {
+            sql.push(" AND key < ").bind(hi);
+        }
+        sql.push(&format!(" ORDER BY key LIMIT {cap}) AS k"));
+    };
+    let card_range = |sql: &mut Sql, prefix: &str| {
+        sql.push("SELECT id FROM (SELECT id FROM readers WHERE card_no >= ").bind(prefix);
+        if let Some(hi) = prefix_upper_bound(prefix) {
+            sql.push(" AND card_no < ").bind(hi);
+        }
+        sql.push(&format!(" ORDER BY card_no LIMIT {cap}) AS cn"));
+    };
+    match term {
+        SearchTerm::Pinyin(p) | SearchTerm::Name(p) => key_range(sql, p),
+        SearchTerm::Email(e) => {
+            sql.push("SELECT reader_id FROM reader_contacts WHERE lookup = ").bind(e.as_str());
+        }
+        SearchTerm::Number(n) => {
+            card_range(sql, n);
+            sql.push(" UNION SELECT reader_id FROM reader_contacts WHERE lookup = ").bind(n.as_str()).push(" UNION ");
+            key_range(sql, n);
+        }
+        SearchTerm::Card(c) => {
+            card_range(sql, c);
+            sql.push(" UNION ");
+            key_range(sql, &c.to_lowercase());
+        }
+    }
+}
+
+fn stale(current: i64, expected: i64) -> StoreError {
+    StoreError::Conflict(Msg::new(
+        format!("该读者记录已被他人修改（当前版本 {current}，你编辑的是版本 {expected}），请刷新后重新编辑"),
+        format!("the reader was changed by someone else (now version {current}, you edited version {expected}); reload and edit again"),
+    ))
+}
+
+/// Loads a whole record with its child rows.
+async fn load_reader(conn: &mut sqlx::AnyConnection, id: i64) -> Result<ReaderRecord> {
+    let row = sqlx::query(&format!(
+        "SELECT {SUMMARY_COLUMNS}, r.initials, r.birth_date, r.enrolled_on, r.expires_on, r.notes, r.version, r.created_at{FROM_READERS} WHERE r.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let s = summary(&row)?;
+    let contacts = sqlx::query("SELECT kind, value, is_primary, verified FROM reader_contacts WHERE reader_id = $1 ORDER BY position")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ContactRecord {
+                kind: parse_enum(r.try_get("kind")?, ContactKind::parse)?,
+                value: r.try_get("value")?,
+                primary: flag(r, "is_primary")?,
+                verified: flag(r, "verified")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let related = sqlx::query("SELECT name, relation, phone, email FROM reader_related WHERE reader_id = $1 ORDER BY position")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok(Related { name: r.try_get("name")?, relation: r.try_get("relation")?, phone: r.try_get("phone")?, email: r.try_get("email")? }))
+        .collect::<Result<Vec<_>>>()?;
+    let tags = sqlx::query("SELECT tag FROM reader_tags WHERE reader_id = $1 ORDER BY tag")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("tag"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in sqlx::query("SELECT d.code, a.value FROM reader_attributes a JOIN attribute_defs d ON d.id = a.attr_id WHERE a.reader_id = $1 ORDER BY d.code, a.position")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        attributes.entry(r.try_get("code")?).or_default().push(r.try_get("value")?);
+    }
+    Ok(ReaderRecord {
+        id,
+        card_no: s.card_no,
+        name: s.name,
+        pinyin: s.pinyin,
+        initials: row.try_get("initials")?,
+        gender: s.gender,
+        birth_date: row.try_get("birth_date")?,
+        category: s.category,
+        affiliation: s.affiliation,
+        status: s.status,
+        enrolled_on: row.try_get("enrolled_on")?,
+        expires_on: row.try_get("expires_on")?,
+        contacts,
+        related,
+        tags,
+        attributes,
+        owner: s.owner,
+        notes: row.try_get("notes")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: s.updated_at,
+    })
+}
+
+/// Dashboard counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReaderStats {
+    pub total: i64,
+    pub new_this_week: i64,
+    pub by_status: Vec<(ReaderStatus, i64)>,
+    pub by_category: Vec<(CategoryRef, i64)>,
+}
