@@ -1,9 +1,68 @@
-//! Lector's web layer: server-rendered pages, the REST API and authentication.
+//! Lector's web layer: server-rendered pages, the REST API under `/api/v1`, authentication,
+//! `/healthz` and `/metrics`.
+//!
+//! Handlers are thin: they authenticate, check the permission the route needs, parse input
+//! into domain types and call the store. See `docs/permissions.md` for the matrix.
 
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod i18n;
+mod observe;
+pub mod pages;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
 use lector_store::Store;
+use std::net::SocketAddr;
+
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Set the `Secure` flag on cookies (when served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// The whole application as a router, for `serve` and for in-process tests.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(pages::routes())
+        .nest("/api/v1", api::routes())
+        .route("/api/openapi.json", get(api::openapi_json))
+        .route("/healthz", get(observe::healthz))
+        .route("/metrics", get(observe::metrics))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(observe::track))
+        .with_state(state)
+}
 
 /// Serves Lector on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(store: Store, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let _ = (store, listener);
-    Ok(())
+    let app = router(AppState { store, secure_cookies: false });
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }
