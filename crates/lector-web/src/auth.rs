@@ -7,6 +7,7 @@ use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use lector_domain::role::Permission;
 use lector_domain::Msg;
@@ -16,9 +17,8 @@ use lector_store::Actor;
 pub const SESSION_COOKIE: &str = "lector_session";
 
 /// Reads one cookie from the request.
-pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -121,9 +121,9 @@ impl FromRequestParts<AppState> for Staff {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let lang = Lang::from_parts(parts);
+        let lang = Lang::from_headers(&parts.headers);
         let back = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-        let Some(token) = cookie(parts, SESSION_COOKIE) else {
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(SignInFirst(back).into_response());
         };
         match state.store.session_user(&token).await {

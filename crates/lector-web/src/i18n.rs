@@ -1,6 +1,6 @@
 //! The UI language: Chinese by default, English by a switch kept in a cookie.
 
-use axum::http::request::Parts;
+use axum::http::HeaderMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lang {
@@ -18,8 +18,8 @@ impl Lang {
     }
 
     /// From the `lang` cookie; Chinese when absent.
-    pub fn from_parts(parts: &Parts) -> Lang {
-        match crate::auth::cookie(parts, "lang").as_deref() {
+    pub fn from_headers(headers: &HeaderMap) -> Lang {
+        match crate::auth::cookie(headers, "lang").as_deref() {
             Some("en") => Lang::En,
             _ => Lang::Zh,
         }

@@ -1,15 +1,156 @@
-//! Server-rendered HTML pages.
+//! Server-rendered HTML pages. They work without JavaScript: every action is a link or a form,
+//! every form carries the session's CSRF token.
 
+mod admin;
+mod home;
+mod login;
+mod readers;
+
+use crate::auth::{urlencode, Staff};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::AppState;
+use askama::Template;
+use axum::extract::Query;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
+use lector_domain::role::Permission;
+use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/static/style.css", get(stylesheet))
+        .route("/lang", get(switch_lang))
+        .merge(login::routes())
+        .merge(home::routes())
+        .merge(readers::routes())
+        .merge(admin::routes())
+}
+
+/// An option of a select box.
+pub struct Opt {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// The signed-in user as the page header shows them.
+pub struct UserBar {
+    pub display_name: String,
+    pub role_label: String,
+    pub can_readers: bool,
+    pub can_audit: bool,
+    pub can_admin: bool,
+}
+
+/// What every page's layout needs.
+pub struct Ctx {
+    pub l: Lang,
+    pub user: Option<UserBar>,
+    pub csrf: String,
+    /// Which main navigation entry is active.
+    pub nav: &'static str,
+    pub flash: Option<String>,
+    /// This page's address, URL-encoded, to come back to after switching language.
+    pub back: String,
+}
+
+impl Ctx {
+    pub fn staff(staff: &Staff, nav: &'static str, path: &str) -> Ctx {
+        let u = &staff.user;
+        Ctx {
+            l: staff.lang,
+            user: Some(UserBar {
+                display_name: u.display_name.clone(),
+                role_label: staff.lang.msg(&u.role.label()),
+                can_readers: staff.can(Permission::ReadersView),
+                can_audit: staff.can(Permission::AuditView),
+                can_admin: staff.can(Permission::UsersManage),
+            }),
+            csrf: staff.csrf.clone(),
+            nav,
+            flash: None,
+            back: urlencode(path),
+        }
+    }
+
+    pub fn anonymous(l: Lang, csrf: String, path: &str) -> Ctx {
+        Ctx { l, user: None, csrf, nav: "", flash: None, back: urlencode(path) }
+    }
+
+    /// Shows the confirmation named by a `?flash=` code after a redirect.
+    pub fn with_flash(mut self, code: Option<&str>) -> Ctx {
+        let (zh, en) = match code {
+            Some("created") => ("已创建", "Created"),
+            Some("saved") => ("已保存", "Saved"),
+            Some("deleted") => ("已删除", "Deleted"),
+            Some("revoked") => ("已吊销", "Revoked"),
+            _ => return self,
+        };
+        self.flash = Some(self.l.pick(zh, en).to_string());
+        self
+    }
+}
+
+/// Renders a template, turning a rendering failure into a logged 500.
+pub fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// A 303 redirect after a successful form post.
+pub fn see_other(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, to.to_string())]).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    ctx: Ctx,
+    status: String,
+    message: String,
 }
 
 pub fn error_page(err: AppError, lang: Lang) -> Response {
-    (err.status(), Html(lang.msg(&err.message()))).into_response()
+    if let AppError::Internal(cause) = &err {
+        tracing::error!(%cause, "internal error on a page");
+    }
+    let status = err.status();
+    let mut message = lang.msg(&err.message());
+    if let AppError::Invalid(f) = &err {
+        for e in &f.0 {
+            message.push_str(&format!("\n{}: {}", e.field, lang.msg(&e.message)));
+        }
+    }
+    let page = ErrorPage { ctx: Ctx::anonymous(lang, String::new(), "/"), status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")), message };
+    (status, render(&page)).into_response()
+}
+
+async fn stylesheet() -> Response {
+    ([(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/style.css")).into_response()
+}
+
+#[derive(Deserialize)]
+struct LangSwitch {
+    to: String,
+    back: Option<String>,
+}
+
+/// Switches the UI language and returns to the page the user was on (local paths only).
+async fn switch_lang(Query(q): Query<LangSwitch>) -> Response {
+    let lang = if q.to == "en" { "en" } else { "zh" };
+    let back = q.back.filter(|b| b.starts_with('/') && !b.starts_with("//")).unwrap_or_else(|| "/".into());
+    (
+        StatusCode::SEE_OTHER,
+        [(LOCATION, back), (SET_COOKIE, format!("lang={lang}; Path=/; Max-Age=31536000; SameSite=Lax"))],
+    )
+        .into_response()
 }
