@@ -90,7 +90,7 @@ code_enum!(
 /// `20240901` or `2024年9月1日`.
 pub fn parse_date(raw: &str) -> Result<NaiveDate, Msg> {
     let v = text::clean(raw);
-    let normalized = v.replace(['/', '.'], "-").replace('年', "-").replace('月', "-").replace('日', "");
+    let normalized = v.replace(['/', '.'], "-").replace(['年', '月'], "-").replace('日', "");
     let parsed = NaiveDate::parse_from_str(&normalized, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(&normalized, "%Y%m%d"));
     match parsed {

@@ -64,7 +64,9 @@ impl Store {
             .connect_with(options)
             .await?;
         if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         Ok(Store { pool, backend })
     }
@@ -84,7 +86,9 @@ impl Store {
         if self.backend == Backend::Sqlite {
             // A write statement (even one touching no row) takes SQLite's write lock now, so two
             // writers queue on the busy timeout instead of failing when a read upgrades later.
-            sqlx::query("UPDATE store_meta SET value = value WHERE 1 = 0").execute(&mut *tx).await?;
+            sqlx::query("UPDATE store_meta SET value = value WHERE 1 = 0")
+                .execute(&mut *tx)
+                .await?;
         }
         Ok(tx)
     }
@@ -147,7 +151,10 @@ pub(crate) struct Sql {
 
 impl Sql {
     pub fn new(text: &str) -> Self {
-        Sql { text: text.to_string(), params: Vec::new() }
+        Sql {
+            text: text.to_string(),
+            params: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {
@@ -164,14 +171,19 @@ impl Sql {
 
     /// The same parameters under other text (a count and a page over one filter).
     pub fn with_text(&self, text: &str) -> Sql {
-        Sql { text: text.to_string(), params: self.params.clone() }
+        Sql {
+            text: text.to_string(),
+            params: self.params.clone(),
+        }
     }
 
     pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
-        self.params.iter().fold(sqlx::query(&self.text), |q, p| match p {
-            Param::Int(v) => q.bind(*v),
-            Param::Text(v) => q.bind(v.clone()),
-        })
+        self.params
+            .iter()
+            .fold(sqlx::query(&self.text), |q, p| match p {
+                Param::Int(v) => q.bind(*v),
+                Param::Text(v) => q.bind(v.clone()),
+            })
     }
 }
 

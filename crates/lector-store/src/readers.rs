@@ -134,7 +134,11 @@ fn parse_enum<T>(v: String, parse: fn(&str) -> Result<T, Msg>) -> Result<T> {
 }
 
 fn category_ref(row: &AnyRow) -> Result<CategoryRef> {
-    Ok(CategoryRef { code: row.try_get("category_code")?, name_zh: row.try_get("category_zh")?, name_en: row.try_get("category_en")? })
+    Ok(CategoryRef {
+        code: row.try_get("category_code")?,
+        name_zh: row.try_get("category_zh")?,
+        name_en: row.try_get("category_en")?,
+    })
 }
 
 fn summary(row: &AnyRow) -> Result<ReaderSummary> {
@@ -163,32 +167,67 @@ struct Resolved {
 type Tx = Transaction<'static, Any>;
 
 fn duplicate_card(card: &str) -> StoreError {
-    StoreError::Conflict(Msg::new(format!("读者证号“{card}”已被其他读者使用"), format!("card number '{card}' is already used by another reader")))
+    StoreError::Conflict(Msg::new(
+        format!("读者证号“{card}”已被其他读者使用"),
+        format!("card number '{card}' is already used by another reader"),
+    ))
 }
 
 impl Store {
-    async fn resolve(&self, tx: &mut Tx, input: &ReaderInput, reader_id: Option<i64>, current_category: Option<i64>) -> Result<Resolved> {
+    async fn resolve(
+        &self,
+        tx: &mut Tx,
+        input: &ReaderInput,
+        reader_id: Option<i64>,
+        current_category: Option<i64>,
+    ) -> Result<Resolved> {
         let mut errs = FieldErrors::default();
-        let row = sqlx::query("SELECT id, active FROM categories WHERE code = $1").bind(input.category.clone()).fetch_optional(&mut **tx).await?;
+        let row = sqlx::query("SELECT id, active FROM categories WHERE code = $1")
+            .bind(input.category.clone())
+            .fetch_optional(&mut **tx)
+            .await?;
         let category_id = match row {
-            Some(r) if flag(&r, "active")? || current_category == Some(r.try_get("id")?) => r.try_get("id")?,
+            Some(r) if flag(&r, "active")? || current_category == Some(r.try_get("id")?) => {
+                r.try_get("id")?
+            }
             Some(_) => {
-                errs.push("category", Msg::new(format!("读者类型“{}”已停用", input.category), format!("category '{}' is retired", input.category)));
+                errs.push(
+                    "category",
+                    Msg::new(
+                        format!("读者类型“{}”已停用", input.category),
+                        format!("category '{}' is retired", input.category),
+                    ),
+                );
                 0
             }
             None => {
-                errs.push("category", Msg::new(format!("没有读者类型“{}”", input.category), format!("no reader category '{}'", input.category)));
+                errs.push(
+                    "category",
+                    Msg::new(
+                        format!("没有读者类型“{}”", input.category),
+                        format!("no reader category '{}'", input.category),
+                    ),
+                );
                 0
             }
         };
         let owner_id = match &input.owner {
             None => None,
             Some(name) => {
-                let row = sqlx::query("SELECT id FROM users WHERE username = $1 AND active = 1").bind(name.to_lowercase()).fetch_optional(&mut **tx).await?;
+                let row = sqlx::query("SELECT id FROM users WHERE username = $1 AND active = 1")
+                    .bind(name.to_lowercase())
+                    .fetch_optional(&mut **tx)
+                    .await?;
                 match row {
                     Some(r) => Some(r.try_get("id")?),
                     None => {
-                        errs.push("owner", Msg::new(format!("没有在职馆员“{name}”"), format!("no active staff member '{name}'")));
+                        errs.push(
+                            "owner",
+                            Msg::new(
+                                format!("没有在职馆员“{name}”"),
+                                format!("no active staff member '{name}'"),
+                            ),
+                        );
                         None
                     }
                 }
@@ -196,14 +235,26 @@ impl Store {
         };
         let mut attributes = Vec::new();
         if !input.attributes.is_empty() {
-            let defs: HashMap<String, (i64, AttrDef)> = self.attribute_defs().await?.into_iter().map(|(id, d)| (d.code.clone(), (id, d))).collect();
+            let defs: HashMap<String, (i64, AttrDef)> = crate::config::attribute_defs_in(tx)
+                .await?
+                .into_iter()
+                .map(|(id, d)| (d.code.clone(), (id, d)))
+                .collect();
             for (code, raw) in &input.attributes {
                 let field = format!("attributes.{code}");
                 let Some((id, def)) = defs.get(code) else {
-                    errs.push(field, Msg::new(format!("没有自定义属性“{code}”"), format!("no custom attribute '{code}'")));
+                    errs.push(
+                        field,
+                        Msg::new(
+                            format!("没有自定义属性“{code}”"),
+                            format!("no custom attribute '{code}'"),
+                        ),
+                    );
                     continue;
                 };
-                let Some(values) = errs.take(&field, def.parse_values(raw)) else { continue };
+                let Some(values) = errs.take(&field, def.parse_values(raw)) else {
+                    continue;
+                };
                 if def.unique {
                     for v in &values {
                         let clash = sqlx::query("SELECT r.card_no FROM reader_attributes a JOIN readers r ON r.id = a.reader_id WHERE a.attr_id = $1 AND a.value = $2 AND a.reader_id <> $3")
@@ -214,19 +265,48 @@ impl Store {
                             .await?;
                         if let Some(r) = clash {
                             let card: String = r.try_get("card_no")?;
-                            errs.push(field.clone(), Msg::new(format!("“{}”的值“{v}”已被读者 {card} 使用", def.label_zh), format!("'{}' value '{v}' is already used by reader {card}", def.label_en)));
+                            errs.push(
+                                field.clone(),
+                                Msg::new(
+                                    format!("“{}”的值“{v}”已被读者 {card} 使用", def.label_zh),
+                                    format!(
+                                        "'{}' value '{v}' is already used by reader {card}",
+                                        def.label_en
+                                    ),
+                                ),
+                            );
                         }
                     }
                 }
                 attributes.push((*id, def.clone(), values));
             }
         }
-        errs.finish(|| Resolved { category_id, owner_id, attributes }).map_err(StoreError::Invalid)
+        errs.finish(|| Resolved {
+            category_id,
+            owner_id,
+            attributes,
+        })
+        .map_err(StoreError::Invalid)
     }
 
-    async fn write_children(&self, tx: &mut Tx, id: i64, input: &ReaderInput, resolved: &Resolved) -> Result<()> {
-        for table in ["reader_contacts", "reader_related", "reader_tags", "reader_attributes", "reader_search_keys"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE reader_id = $1")).bind(id).execute(&mut **tx).await?;
+    async fn write_children(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        input: &ReaderInput,
+        resolved: &Resolved,
+    ) -> Result<()> {
+        for table in [
+            "reader_contacts",
+            "reader_related",
+            "reader_tags",
+            "reader_attributes",
+            "reader_search_keys",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE reader_id = $1"))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
         }
         for (i, c) in input.contacts.iter().enumerate() {
             sqlx::query("INSERT INTO reader_contacts (reader_id, kind, value, lookup, is_primary, verified, position) VALUES ($1, $2, $3, $4, $5, $6, $7)")
@@ -252,7 +332,11 @@ impl Store {
                 .await?;
         }
         for t in &input.tags {
-            sqlx::query("INSERT INTO reader_tags (reader_id, tag) VALUES ($1, $2)").bind(id).bind(t.clone()).execute(&mut **tx).await?;
+            sqlx::query("INSERT INTO reader_tags (reader_id, tag) VALUES ($1, $2)")
+                .bind(id)
+                .bind(t.clone())
+                .execute(&mut **tx)
+                .await?;
         }
         let mut keys = search_keys(input.name.as_str());
         for (attr_id, def, values) in &resolved.attributes {
@@ -270,7 +354,11 @@ impl Store {
             }
         }
         for k in keys {
-            sqlx::query("INSERT INTO reader_search_keys (key, reader_id) VALUES ($1, $2)").bind(k).bind(id).execute(&mut **tx).await?;
+            sqlx::query("INSERT INTO reader_search_keys (key, reader_id) VALUES ($1, $2)")
+                .bind(k)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }
@@ -304,7 +392,9 @@ impl Store {
         .await;
         let id: i64 = match inserted {
             Ok(r) => r.try_get("id")?,
-            Err(e) if is_unique_violation(&e) => return Err(duplicate_card(input.card_no.as_str())),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(duplicate_card(input.card_no.as_str()))
+            }
             Err(e) => return Err(e.into()),
         };
         self.write_children(&mut tx, id, input, &resolved).await?;
@@ -312,7 +402,14 @@ impl Store {
         audit::record(
             &mut tx,
             actor,
-            Change { action: "reader.create", entity: "reader", entity_id: Some(id.to_string()), summary: format!("{} {}", after.card_no, after.name), before: None, after: Some(serde_json::to_value(&after).unwrap_or_default()) },
+            Change {
+                action: "reader.create",
+                entity: "reader",
+                entity_id: Some(id.to_string()),
+                summary: format!("{} {}", after.card_no, after.name),
+                before: None,
+                after: Some(serde_json::to_value(&after).unwrap_or_default()),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -322,14 +419,26 @@ impl Store {
     /// Replaces a reader's record if it is still at `expected_version`; otherwise nothing is
     /// written and the caller gets a conflict naming the current version.
     #[tracing::instrument(skip(self, input))]
-    pub async fn update_reader(&self, actor: &Actor, id: i64, expected_version: i64, input: &ReaderInput) -> Result<ReaderRecord> {
+    pub async fn update_reader(
+        &self,
+        actor: &Actor,
+        id: i64,
+        expected_version: i64,
+        input: &ReaderInput,
+    ) -> Result<ReaderRecord> {
         let mut tx = self.begin().await?;
         let before = load_reader(&mut tx, id).await?;
         if before.version != expected_version {
             return Err(stale(before.version, expected_version));
         }
-        let current_category: i64 = sqlx::query("SELECT category_id FROM readers WHERE id = $1").bind(id).fetch_one(&mut *tx).await?.try_get("category_id")?;
-        let resolved = self.resolve(&mut tx, input, Some(id), Some(current_category)).await?;
+        let current_category: i64 = sqlx::query("SELECT category_id FROM readers WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("category_id")?;
+        let resolved = self
+            .resolve(&mut tx, input, Some(id), Some(current_category))
+            .await?;
         let py = pinyin_of(input.name.as_str());
         let updated = sqlx::query(
             "UPDATE readers SET card_no = $1, name = $2, pinyin = $3, initials = $4, gender = $5, birth_date = $6, category_id = $7, affiliation = $8,
@@ -357,7 +466,9 @@ impl Store {
         match updated {
             Ok(r) if r.rows_affected() == 1 => {}
             Ok(_) => return Err(stale(before.version + 1, expected_version)),
-            Err(e) if is_unique_violation(&e) => return Err(duplicate_card(input.card_no.as_str())),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(duplicate_card(input.card_no.as_str()))
+            }
             Err(e) => return Err(e.into()),
         }
         self.write_children(&mut tx, id, input, &resolved).await?;
@@ -365,7 +476,14 @@ impl Store {
         audit::record(
             &mut tx,
             actor,
-            Change { action: "reader.update", entity: "reader", entity_id: Some(id.to_string()), summary: format!("{} {}", after.card_no, after.name), before: Some(serde_json::to_value(&before).unwrap_or_default()), after: Some(serde_json::to_value(&after).unwrap_or_default()) },
+            Change {
+                action: "reader.update",
+                entity: "reader",
+                entity_id: Some(id.to_string()),
+                summary: format!("{} {}", after.card_no, after.name),
+                before: Some(serde_json::to_value(&before).unwrap_or_default()),
+                after: Some(serde_json::to_value(&after).unwrap_or_default()),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -373,17 +491,32 @@ impl Store {
     }
 
     /// Deletes a reader (and its contacts, tags …), keeping the full record in the audit log.
-    pub async fn delete_reader(&self, actor: &Actor, id: i64, expected_version: Option<i64>) -> Result<()> {
+    pub async fn delete_reader(
+        &self,
+        actor: &Actor,
+        id: i64,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let before = load_reader(&mut tx, id).await?;
         if let Some(v) = expected_version.filter(|v| *v != before.version) {
             return Err(stale(before.version, v));
         }
-        sqlx::query("DELETE FROM readers WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM readers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         audit::record(
             &mut tx,
             actor,
-            Change { action: "reader.delete", entity: "reader", entity_id: Some(id.to_string()), summary: format!("{} {}", before.card_no, before.name), before: Some(serde_json::to_value(&before).unwrap_or_default()), after: None },
+            Change {
+                action: "reader.delete",
+                entity: "reader",
+                entity_id: Some(id.to_string()),
+                summary: format!("{} {}", before.card_no, before.name),
+                before: Some(serde_json::to_value(&before).unwrap_or_default()),
+                after: None,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -397,7 +530,11 @@ impl Store {
 
     pub async fn reader_by_card(&self, card_no: &str) -> Result<ReaderRecord> {
         let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query("SELECT id FROM readers WHERE card_no = $1").bind(card_no.to_string()).fetch_optional(&mut *conn).await?.ok_or(StoreError::NotFound)?;
+        let row = sqlx::query("SELECT id FROM readers WHERE card_no = $1")
+            .bind(card_no.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         load_reader(&mut conn, row.try_get("id")?).await
     }
 
@@ -412,7 +549,10 @@ impl Store {
             filter.push(")");
         }
         if let Some(c) = q.category.as_deref().filter(|s| !s.is_empty()) {
-            filter.push(" AND r.category_id = (SELECT id FROM categories WHERE code = ").bind(c).push(")");
+            filter
+                .push(" AND r.category_id = (SELECT id FROM categories WHERE code = ")
+                .bind(c)
+                .push(")");
         }
         if let Some(a) = q.affiliation.as_deref().filter(|s| !s.is_empty()) {
             filter.push(" AND r.affiliation = ").bind(a);
@@ -421,13 +561,27 @@ impl Store {
             filter.push(" AND r.status = ").bind(s.code());
         }
         if let Some(o) = q.owner.as_deref().filter(|s| !s.is_empty()) {
-            filter.push(" AND r.owner_id = (SELECT id FROM users WHERE username = ").bind(o.to_lowercase()).push(")");
+            filter
+                .push(" AND r.owner_id = (SELECT id FROM users WHERE username = ")
+                .bind(o.to_lowercase())
+                .push(")");
         }
         if let Some(t) = q.tag.as_deref().filter(|s| !s.is_empty()) {
-            filter.push(" AND r.id IN (SELECT reader_id FROM reader_tags WHERE tag = ").bind(t).push(")");
+            filter
+                .push(" AND r.id IN (SELECT reader_id FROM reader_tags WHERE tag = ")
+                .bind(t)
+                .push(")");
         }
-        let sort = q.sort.unwrap_or(if q.q.is_some() { ReaderSort::Name } else { ReaderSort::Updated });
-        let desc = if q.sort.is_none() && sort == ReaderSort::Updated { true } else { q.desc };
+        let sort = q.sort.unwrap_or(if q.q.is_some() {
+            ReaderSort::Name
+        } else {
+            ReaderSort::Updated
+        });
+        let desc = if q.sort.is_none() && sort == ReaderSort::Updated {
+            true
+        } else {
+            q.desc
+        };
         let dir = if desc { "DESC" } else { "ASC" };
         let order = match sort {
             ReaderSort::Name => format!("r.pinyin {dir}, r.id {dir}"),
@@ -435,8 +589,16 @@ impl Store {
             ReaderSort::Updated => format!("r.updated_at {dir}, r.id {dir}"),
             ReaderSort::Created => format!("r.id {dir}"),
         };
-        let list = filter.with_text(&format!("SELECT {SUMMARY_COLUMNS}{FROM_READERS}{} ORDER BY {order} LIMIT {per_page} OFFSET {}", filter.text, (page - 1) * per_page));
-        let count = filter.with_text(&format!("SELECT COUNT(*) AS n FROM (SELECT r.id{FROM_READERS}{} LIMIT {}) AS matches", filter.text, COUNT_CAP + 1));
+        let list = filter.with_text(&format!(
+            "SELECT {SUMMARY_COLUMNS}{FROM_READERS}{} ORDER BY {order} LIMIT {per_page} OFFSET {}",
+            filter.text,
+            (page - 1) * per_page
+        ));
+        let count = filter.with_text(&format!(
+            "SELECT COUNT(*) AS n FROM (SELECT r.id{FROM_READERS}{} LIMIT {}) AS matches",
+            filter.text,
+            COUNT_CAP + 1
+        ));
         let rows = list.query().fetch_all(&self.pool).await?;
         let items = rows.iter().map(summary).collect::<Result<Vec<_>>>()?;
         let counted: i64 = if page == 1 && (items.len() as i64) < per_page {
@@ -453,58 +615,150 @@ impl Store {
                 s.push(") AS c");
                 s
             };
-            if counted > 0 && probe.query().fetch_one(&self.pool).await?.try_get::<i64, _>("n")? >= SEARCH_CANDIDATE_CAP {
+            if counted > 0
+                && probe
+                    .query()
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get::<i64, _>("n")?
+                    >= SEARCH_CANDIDATE_CAP
+            {
                 capped = true;
             }
         }
-        Ok(Page { items, total: counted.min(COUNT_CAP), total_capped: capped, page, per_page })
+        Ok(Page {
+            items,
+            total: counted.min(COUNT_CAP),
+            total_capped: capped,
+            page,
+            per_page,
+        })
     }
 
     /// Counts for the home dashboard: readers in all, by status and by category.
     pub async fn reader_stats(&self) -> Result<ReaderStats> {
-        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM readers").fetch_one(&self.pool).await?.try_get("n")?;
-        let by_status = sqlx::query("SELECT status, COUNT(*) AS n FROM readers GROUP BY status").fetch_all(&self.pool).await?;
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM readers")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let by_status = sqlx::query("SELECT status, COUNT(*) AS n FROM readers GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
         let by_category = sqlx::query(
             "SELECT c.code AS category_code, c.name_zh AS category_zh, c.name_en AS category_en, COUNT(r.id) AS n
              FROM categories c LEFT JOIN readers r ON r.category_id = c.id GROUP BY c.code, c.name_zh, c.name_en, c.sort_order ORDER BY c.sort_order",
         )
         .fetch_all(&self.pool)
         .await?;
-        let week_ago = (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-        let new_this_week: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'reader.create' AND at >= $1").bind(week_ago).fetch_one(&self.pool).await?.try_get("n")?;
+        let week_ago = (chrono::Utc::now() - chrono::Duration::days(7))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let new_this_week: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'reader.create' AND at >= $1",
+        )
+        .bind(week_ago)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
         Ok(ReaderStats {
             total,
             new_this_week,
-            by_status: by_status.iter().map(|r| Ok((parse_enum(r.try_get("status")?, ReaderStatus::parse)?, r.try_get("n")?))).collect::<Result<_>>()?,
-            by_category: by_category.iter().map(|r| Ok((category_ref(r)?, r.try_get("n")?))).collect::<Result<_>>()?,
+            by_status: by_status
+                .iter()
+                .map(|r| {
+                    Ok((
+                        parse_enum(r.try_get("status")?, ReaderStatus::parse)?,
+                        r.try_get("n")?,
+                    ))
+                })
+                .collect::<Result<_>>()?,
+            by_category: by_category
+                .iter()
+                .map(|r| Ok((category_ref(r)?, r.try_get("n")?)))
+                .collect::<Result<_>>()?,
         })
     }
 
     /// Inserts many readers in one transaction with a single audit entry (demo data, bulk
     /// loads). Every input has been parsed; references are resolved once per batch.
-    pub async fn bulk_create_readers(&self, actor: &Actor, inputs: &[ReaderInput], created_at: &str) -> Result<usize> {
+    pub async fn bulk_create_readers(
+        &self,
+        actor: &Actor,
+        inputs: &[ReaderInput],
+        created_at: &str,
+    ) -> Result<usize> {
         if inputs.is_empty() {
             return Ok(0);
         }
+        // Read before the transaction takes a connection (and, on SQLite, the write lock).
+        let categories: HashMap<String, i64> = self
+            .categories()
+            .await?
+            .into_iter()
+            .map(|c| (c.code, c.id))
+            .collect();
+        let users: HashMap<String, i64> = self
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.username, u.id))
+            .collect();
         let mut tx = self.begin().await?;
-        let categories: HashMap<String, i64> = self.categories().await?.into_iter().map(|c| (c.code, c.id)).collect();
-        let users: HashMap<String, i64> = self.users().await?.into_iter().map(|u| (u.username, u.id)).collect();
         let mut ids: HashMap<String, i64> = HashMap::with_capacity(inputs.len());
         for chunk in inputs.chunks(400) {
             let mut sql = Sql::new("INSERT INTO readers (card_no, name, pinyin, initials, gender, birth_date, category_id, affiliation, status, enrolled_on, expires_on, owner_id, notes, version, created_at, updated_at) VALUES ");
             for (i, r) in chunk.iter().enumerate() {
-                let category = *categories.get(&r.category).ok_or_else(|| StoreError::invalid("category", Msg::new(format!("没有读者类型“{}”", r.category), format!("no reader category '{}'", r.category))))?;
+                let category = *categories.get(&r.category).ok_or_else(|| {
+                    StoreError::invalid(
+                        "category",
+                        Msg::new(
+                            format!("没有读者类型“{}”", r.category),
+                            format!("no reader category '{}'", r.category),
+                        ),
+                    )
+                })?;
                 let owner = r.owner.as_ref().and_then(|o| users.get(o).copied());
                 let py = pinyin_of(r.name.as_str());
                 sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(r.card_no.as_str()).push(", ").bind(r.name.as_str()).push(", ").bind(py.full).push(", ").bind(py.initials).push(", ")
-                    .bind(r.gender.code()).push(", ").bind(r.birth_date.map(|d| d.to_string())).push(", ").bind(category).push(", ")
-                    .bind(r.affiliation.clone()).push(", ").bind(r.status.code()).push(", ").bind(r.enrolled_on.map(|d| d.to_string())).push(", ")
-                    .bind(r.expires_on.map(|d| d.to_string())).push(", ").bind(owner).push(", ").bind(r.notes.clone()).push(", 1, ")
-                    .bind(created_at).push(", ").bind(created_at).push(")");
+                    .bind(r.card_no.as_str())
+                    .push(", ")
+                    .bind(r.name.as_str())
+                    .push(", ")
+                    .bind(py.full)
+                    .push(", ")
+                    .bind(py.initials)
+                    .push(", ")
+                    .bind(r.gender.code())
+                    .push(", ")
+                    .bind(r.birth_date.map(|d| d.to_string()))
+                    .push(", ")
+                    .bind(category)
+                    .push(", ")
+                    .bind(r.affiliation.clone())
+                    .push(", ")
+                    .bind(r.status.code())
+                    .push(", ")
+                    .bind(r.enrolled_on.map(|d| d.to_string()))
+                    .push(", ")
+                    .bind(r.expires_on.map(|d| d.to_string()))
+                    .push(", ")
+                    .bind(owner)
+                    .push(", ")
+                    .bind(r.notes.clone())
+                    .push(", 1, ")
+                    .bind(created_at)
+                    .push(", ")
+                    .bind(created_at)
+                    .push(")");
             }
             sql.push(" RETURNING id, card_no");
-            let rows = sql.query().fetch_all(&mut *tx).await.map_err(|e| if is_unique_violation(&e) { duplicate_card("…") } else { StoreError::from(e) })?;
+            let rows = sql.query().fetch_all(&mut *tx).await.map_err(|e| {
+                if is_unique_violation(&e) {
+                    duplicate_card("…")
+                } else {
+                    StoreError::from(e)
+                }
+            })?;
             for row in rows {
                 ids.insert(row.try_get("card_no")?, row.try_get("id")?);
             }
@@ -527,39 +781,84 @@ impl Store {
         for chunk in contacts.chunks(1000) {
             let mut sql = Sql::new("INSERT INTO reader_contacts (reader_id, kind, value, lookup, is_primary, verified, position) VALUES ");
             for (i, (id, c, pos)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" }).bind(*id).push(", ").bind(c.kind.code()).push(", ").bind(c.value.as_str()).push(", ")
-                    .bind(lookup_key(c.kind, &c.value)).push(", ").bind(c.primary).push(", ").bind(c.verified).push(", ").bind(*pos).push(")");
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .bind(*id)
+                    .push(", ")
+                    .bind(c.kind.code())
+                    .push(", ")
+                    .bind(c.value.as_str())
+                    .push(", ")
+                    .bind(lookup_key(c.kind, &c.value))
+                    .push(", ")
+                    .bind(c.primary)
+                    .push(", ")
+                    .bind(c.verified)
+                    .push(", ")
+                    .bind(*pos)
+                    .push(")");
             }
             sql.query().execute(&mut *tx).await?;
         }
         for chunk in related.chunks(1000) {
             let mut sql = Sql::new("INSERT INTO reader_related (reader_id, name, relation, phone, email, position) VALUES ");
             for (i, (id, x, pos)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" }).bind(*id).push(", ").bind(x.name.as_str()).push(", ").bind(x.relation.as_str()).push(", ")
-                    .bind(x.phone.clone()).push(", ").bind(x.email.clone()).push(", ").bind(*pos).push(")");
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .bind(*id)
+                    .push(", ")
+                    .bind(x.name.as_str())
+                    .push(", ")
+                    .bind(x.relation.as_str())
+                    .push(", ")
+                    .bind(x.phone.clone())
+                    .push(", ")
+                    .bind(x.email.clone())
+                    .push(", ")
+                    .bind(*pos)
+                    .push(")");
             }
             sql.query().execute(&mut *tx).await?;
         }
         for chunk in tags.chunks(2000) {
             let mut sql = Sql::new("INSERT INTO reader_tags (reader_id, tag) VALUES ");
             for (i, (id, t)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" }).bind(*id).push(", ").bind(t.as_str()).push(")");
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .bind(*id)
+                    .push(", ")
+                    .bind(t.as_str())
+                    .push(")");
             }
             sql.query().execute(&mut *tx).await?;
         }
         for chunk in keys.chunks(2000) {
             let mut sql = Sql::new("INSERT INTO reader_search_keys (key, reader_id) VALUES ");
             for (i, (id, k)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" }).bind(k.as_str()).push(", ").bind(*id).push(")");
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .bind(k.as_str())
+                    .push(", ")
+                    .bind(*id)
+                    .push(")");
             }
             sql.query().execute(&mut *tx).await?;
         }
-        let first = inputs.first().map(|r| r.card_no.as_str()).unwrap_or_default();
-        let last = inputs.last().map(|r| r.card_no.as_str()).unwrap_or_default();
+        let first = inputs
+            .first()
+            .map(|r| r.card_no.as_str())
+            .unwrap_or_default();
+        let last = inputs
+            .last()
+            .map(|r| r.card_no.as_str())
+            .unwrap_or_default();
         audit::record(
             &mut tx,
             actor,
-            Change { action: "reader.bulk_create", entity: "reader", entity_id: None, summary: format!("{} readers {first} … {last}", inputs.len()), before: None, after: None },
+            Change {
+                action: "reader.bulk_create",
+                entity: "reader",
+                entity_id: None,
+                summary: format!("{} readers {first} … {last}", inputs.len()),
+                before: None,
+                after: None,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -572,14 +871,16 @@ impl Store {
 fn candidates(sql: &mut Sql, term: &SearchTerm) {
     let cap = SEARCH_CANDIDATE_CAP;
     let key_range = |sql: &mut Sql, prefix: &str| {
-        sql.push("SELECT reader_id FROM (SELECT reader_id FROM reader_search_keys WHERE key >= ").bind(prefix);
+        sql.push("SELECT reader_id FROM (SELECT reader_id FROM reader_search_keys WHERE key >= ")
+            .bind(prefix);
         if let Some(hi) = prefix_upper_bound(prefix) {
             sql.push(" AND key < ").bind(hi);
         }
         sql.push(&format!(" ORDER BY key LIMIT {cap}) AS k"));
     };
     let card_range = |sql: &mut Sql, prefix: &str| {
-        sql.push("SELECT id FROM (SELECT id FROM readers WHERE card_no >= ").bind(prefix);
+        sql.push("SELECT id FROM (SELECT id FROM readers WHERE card_no >= ")
+            .bind(prefix);
         if let Some(hi) = prefix_upper_bound(prefix) {
             sql.push(" AND card_no < ").bind(hi);
         }
@@ -588,11 +889,14 @@ fn candidates(sql: &mut Sql, term: &SearchTerm) {
     match term {
         SearchTerm::Pinyin(p) | SearchTerm::Name(p) => key_range(sql, p),
         SearchTerm::Email(e) => {
-            sql.push("SELECT reader_id FROM reader_contacts WHERE lookup = ").bind(e.as_str());
+            sql.push("SELECT reader_id FROM reader_contacts WHERE lookup = ")
+                .bind(e.as_str());
         }
         SearchTerm::Number(n) => {
             card_range(sql, n);
-            sql.push(" UNION SELECT reader_id FROM reader_contacts WHERE lookup = ").bind(n.as_str()).push(" UNION ");
+            sql.push(" UNION SELECT reader_id FROM reader_contacts WHERE lookup = ")
+                .bind(n.as_str())
+                .push(" UNION ");
             key_range(sql, n);
         }
         SearchTerm::Card(c) => {
