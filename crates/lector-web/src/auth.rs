@@ -29,9 +29,8 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The client address as seen by this server, for the audit log.
-fn origin(parts: &Parts) -> String {
-    parts
-        .extensions
+pub fn origin(extensions: &axum::http::Extensions) -> String {
+    extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "local".to_string())
@@ -127,7 +126,7 @@ impl FromRequestParts<AppState> for Staff {
             return Err(SignInFirst(back).into_response());
         };
         match state.store.session_user(&token).await {
-            Ok(Some((user, csrf))) => Ok(Staff { user, csrf, lang, origin: origin(parts) }),
+            Ok(Some((user, csrf))) => Ok(Staff { user, csrf, lang, origin: origin(&parts.extensions) }),
             Ok(None) => Err(SignInFirst(back).into_response()),
             Err(e) => Err(PageError(e.into(), lang).into_response()),
         }
@@ -164,7 +163,7 @@ impl FromRequestParts<AppState> for ApiUser {
             return Err(AppError::Unauthorized);
         };
         match state.store.token_user(secret).await? {
-            Some(user) => Ok(ApiUser { user, origin: origin(parts) }),
+            Some(user) => Ok(ApiUser { user, origin: origin(&parts.extensions) }),
             None => Err(AppError::Unauthorized),
         }
     }

@@ -1,13 +1,95 @@
 //! The REST API under `/api/v1`, described at `/api/openapi.json`.
+//!
+//! Callers authenticate with `Authorization: Bearer lec_…` (an API token). Every route checks
+//! the permission it needs before it reads input or data; errors are JSON
+//! (`{"error": {"code", "message", "message_zh", "fields"}}`, see [`dto::ErrorBody`]).
+
+pub mod dto;
+pub mod json;
+pub mod readers;
 
 use crate::AppState;
+use axum::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::Router;
+use std::sync::OnceLock;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    readers::routes().layer(axum::middleware::map_response(api_headers))
 }
 
+/// Every API response: never cached (records hold personal data); a 401 says how to
+/// authenticate.
+async fn api_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    if !h.contains_key(CACHE_CONTROL) {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"lector\""));
+    }
+    resp
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lector API",
+        description = "The REST API of Lector, a reader relationship management system for libraries. \
+            Authenticate with `Authorization: Bearer lec_…` (an API token). Errors are JSON objects \
+            of the `ErrorBody` shape with a stable `code`.",
+    ),
+    paths(
+        readers::me,
+        readers::list_readers,
+        readers::get_reader,
+        readers::get_reader_by_card,
+        readers::create_reader,
+        readers::update_reader,
+        readers::delete_reader,
+    ),
+    components(schemas(
+        dto::ErrorBody,
+        dto::ErrorDetail,
+        dto::FieldErrorBody,
+        dto::Reader,
+        dto::ReaderSummaryBody,
+        dto::ReaderPage,
+        dto::ReaderDraftBody,
+        dto::ReaderUpdateBody,
+        dto::Me,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "readers", description = "Reader records (读者)"),
+        (name = "me", description = "The caller"),
+    ),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("lec_…").description(Some("An API token, created by an administrator")).build()),
+        );
+    }
+}
+
+/// The OpenAPI document, built once.
+pub fn openapi_document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises"))
+}
+
+/// `GET /api/openapi.json`.
 pub async fn openapi_json() -> Response {
-    Json(serde_json::json!({})).into_response()
+    ([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], openapi_document()).into_response()
 }

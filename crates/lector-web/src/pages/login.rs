@@ -1,14 +1,14 @@
 //! Signing in and out.
 
 use super::{render, see_other, Ctx};
-use crate::auth::{constant_time_eq, cookie, Staff, SESSION_COOKIE};
+use crate::auth::{constant_time_eq, cookie, origin, Staff, SESSION_COOKIE};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::AppState;
 use askama::Template;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -16,7 +16,6 @@ use lector_domain::Msg;
 use lector_store::auth::{Login, LOCKOUT_MINUTES};
 use rand::RngCore;
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 /// Before a session exists, the sign-in form is protected by a double-submit cookie.
 const LOGIN_CSRF_COOKIE: &str = "lector_login_csrf";
@@ -64,7 +63,7 @@ struct LoginForm {
     next: Option<String>,
 }
 
-async fn login(State(state): State<AppState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login(State(state): State<AppState>, extensions: Extensions, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let l = Lang::from_headers(&headers);
     let next = safe_next(f.next);
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
@@ -72,7 +71,7 @@ async fn login(State(state): State<AppState>, ConnectInfo(addr): ConnectInfo<Soc
         let m = Msg::new("登录表单已过期，请重试", "the sign-in form expired; please try again");
         return login_page(l, Some(l.msg(&m)), f.username, next, StatusCode::BAD_REQUEST);
     }
-    match state.store.login(&f.username, &f.password, &addr.ip().to_string()).await {
+    match state.store.login(&f.username, &f.password, &origin(&extensions)).await {
         Ok(Login::Ok(user)) => match state.store.create_session(user.id).await {
             Ok((token, _csrf)) => {
                 let secure = if state.secure_cookies { "; Secure" } else { "" };

@@ -1,0 +1,100 @@
+//! JSON request bodies whose every failure is a JSON error, and the API's error type.
+
+use crate::error::AppError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lector_domain::Msg;
+use lector_store::StoreError;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// An API failure: one of the application's errors, or 415 (which `AppError` has no variant
+/// for). Renders the same JSON shape as [`AppError`].
+#[derive(Debug)]
+pub enum ApiError {
+    App(AppError),
+    UnsupportedMediaType,
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        ApiError::App(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::App(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::App(e) => e.into_response(),
+            ApiError::UnsupportedMediaType => {
+                let body = json!({"error": {
+                    "code": "unsupported_media_type",
+                    "message": "send the body as JSON with the header Content-Type: application/json",
+                    "message_zh": "请以 JSON 格式发送请求内容，并设置 Content-Type: application/json",
+                    "fields": [],
+                }});
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+/// A 400 whose message says what is wrong with the request.
+pub fn bad_request(zh: impl Into<String>, en: impl Into<String>) -> ApiError {
+    ApiError::App(AppError::BadRequest(Msg::new(zh, en)))
+}
+
+/// Like `axum::Json`, but a body that is not JSON, not of the expected shape (including an
+/// unknown field), of the wrong content type or over the size limit yields a JSON error:
+/// 400 `bad_request` naming the problem, 415 `unsupported_media_type`, 413 `payload_too_large`.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> ApiJson<T> {
+    /// Deserialises `bytes` with the same error mapping as the extractor.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ApiError> {
+        Json::<T>::from_bytes(bytes).map(|Json(v)| ApiJson(v)).map_err(rejection)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Json::<T>::from_request(req, state).await.map(|Json(v)| ApiJson(v)).map_err(rejection)
+    }
+}
+
+/// Maps axum's JSON rejection to the API's errors, keeping serde's message (which names the
+/// field and the position).
+pub fn rejection(r: JsonRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::App(AppError::TooLarge);
+    }
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        JsonRejection::JsonDataError(e) => {
+            let text = e.body_text();
+            let detail = text.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(&text);
+            bad_request(format!("请求内容的字段不符合要求：{detail}"), format!("the JSON body does not have the expected fields: {detail}"))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            let text = e.body_text();
+            let detail = text.strip_prefix("Failed to parse the request body as JSON: ").unwrap_or(&text);
+            bad_request(format!("请求内容不是有效的 JSON：{detail}"), format!("the body is not valid JSON: {detail}"))
+        }
+        other => {
+            let text = other.body_text();
+            bad_request(format!("无法读取请求内容：{text}"), format!("could not read the request body: {text}"))
+        }
+    }
+}
