@@ -370,14 +370,20 @@ impl Store {
                 .await?;
             Login::Ok(self.user_in(&mut tx, id).await?)
         } else {
-            let failed = row.try_get::<i64, _>("failed_logins")? + 1;
-            let locked = (failed >= MAX_FAILED_LOGINS).then(|| minutes_from_now(LOCKOUT_MINUTES));
-            sqlx::query("UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3")
-                .bind(if locked.is_some() { 0 } else { failed })
-                .bind(locked.clone())
+            // Counted in SQL inside the write transaction, so parallel attempts all count.
+            let failed: i64 = sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
                 .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("failed_logins")?;
+            let locked = (failed >= MAX_FAILED_LOGINS).then(|| minutes_from_now(LOCKOUT_MINUTES));
+            if let Some(until) = &locked {
+                sqlx::query("UPDATE users SET failed_logins = 0, locked_until = $1 WHERE id = $2")
+                    .bind(until.clone())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             match locked {
                 Some(until) => Login::Locked { until },
                 None => Login::BadCredentials,

@@ -81,16 +81,13 @@ impl Store {
         migrations::run(self).await
     }
 
+    /// Starts a write transaction. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, so two
+    /// writers queue on the busy timeout instead of failing when a read upgrades to a write.
     pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, Any>> {
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Sqlite {
-            // A write statement (even one touching no row) takes SQLite's write lock now, so two
-            // writers queue on the busy timeout instead of failing when a read upgrades later.
-            sqlx::query("UPDATE store_meta SET value = value WHERE 1 = 0")
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(tx)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Checks the database answers (for `/healthz`).

@@ -1,11 +1,6 @@
 -- Foundation: staff, sessions, tokens, configuration, readers, audit.
 -- Booleans are 0/1 integers and times are UTC RFC 3339 text on both backends.
 
-CREATE TABLE store_meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-
 CREATE TABLE departments (
     id {id},
     code TEXT NOT NULL UNIQUE,
@@ -162,7 +157,6 @@ CREATE INDEX audit_entity ON audit_log(entity, entity_id, id);
 CREATE INDEX audit_actor ON audit_log(actor_id, id);
 CREATE INDEX audit_action ON audit_log(action, id);
 
-INSERT INTO store_meta (key, value) VALUES ('created_by', 'lector');
 
 INSERT INTO categories (code, name_zh, name_en, sort_order, active) VALUES
     ('undergraduate', '本科生', 'Undergraduate', 10, 1),
