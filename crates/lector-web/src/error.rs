@@ -23,6 +23,8 @@ pub enum AppError {
     BadRequest(Msg),
     /// 413
     TooLarge,
+    /// 415: a body that is not declared as JSON.
+    UnsupportedMediaType,
     /// 429: too many attempts (locked sign-in).
     TooMany(Msg),
     /// 500: logged with its cause; the user sees a generic message.
@@ -50,6 +52,7 @@ impl AppError {
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -65,6 +68,7 @@ impl AppError {
             AppError::Invalid(_) => "invalid_input",
             AppError::BadRequest(_) => "bad_request",
             AppError::TooLarge => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::TooMany(_) => "too_many_attempts",
             AppError::Internal(_) => "internal",
         }
@@ -81,6 +85,10 @@ impl AppError {
                 format!("{} field(s) need correcting", f.0.len()),
             ),
             AppError::TooLarge => Msg::new("请求内容过大（上限 1 MiB）", "the request body is too large (limit 1 MiB)"),
+            AppError::UnsupportedMediaType => Msg::new(
+                "请以 JSON 格式发送请求内容，并设置 Content-Type: application/json",
+                "send the body as JSON with the header Content-Type: application/json",
+            ),
             AppError::Internal(_) => Msg::new("服务器内部错误，已记录，请稍后再试", "internal error; it has been logged, try again later"),
         }
     }

@@ -1,56 +1,16 @@
-//! JSON request bodies whose every failure is a JSON error, and the API's error type.
+//! JSON request bodies whose every failure is a JSON error.
 
 use crate::error::AppError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lector_domain::Msg;
-use lector_store::StoreError;
 use serde::de::DeserializeOwned;
-use serde_json::json;
-
-/// An API failure: one of the application's errors, or 415 (which `AppError` has no variant
-/// for). Renders the same JSON shape as [`AppError`].
-#[derive(Debug)]
-pub enum ApiError {
-    App(AppError),
-    UnsupportedMediaType,
-}
-
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> Self {
-        ApiError::App(e)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::App(e.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ApiError::App(e) => e.into_response(),
-            ApiError::UnsupportedMediaType => {
-                let body = json!({"error": {
-                    "code": "unsupported_media_type",
-                    "message": "send the body as JSON with the header Content-Type: application/json",
-                    "message_zh": "请以 JSON 格式发送请求内容，并设置 Content-Type: application/json",
-                    "fields": [],
-                }});
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response()
-            }
-        }
-    }
-}
 
 /// A 400 whose message says what is wrong with the request.
-pub fn bad_request(zh: impl Into<String>, en: impl Into<String>) -> ApiError {
-    ApiError::App(AppError::BadRequest(Msg::new(zh, en)))
+pub fn bad_request(zh: impl Into<String>, en: impl Into<String>) -> AppError {
+    AppError::BadRequest(Msg::new(zh, en))
 }
 
 /// Like `axum::Json`, but a body that is not JSON, not of the expected shape (including an
@@ -61,13 +21,13 @@ pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned> ApiJson<T> {
     /// Deserialises `bytes` with the same error mapping as the extractor.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ApiError> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, AppError> {
         Json::<T>::from_bytes(bytes).map(|Json(v)| ApiJson(v)).map_err(rejection)
     }
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         Json::<T>::from_request(req, state).await.map(|Json(v)| ApiJson(v)).map_err(rejection)
@@ -76,12 +36,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Maps axum's JSON rejection to the API's errors, keeping serde's message (which names the
 /// field and the position).
-pub fn rejection(r: JsonRejection) -> ApiError {
+pub fn rejection(r: JsonRejection) -> AppError {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::App(AppError::TooLarge);
+        return AppError::TooLarge;
     }
     match r {
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
         JsonRejection::JsonDataError(e) => {
             let text = e.body_text();
             let detail = text.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(&text);

@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 pub fn routes() -> Router<AppState> {
-    readers::routes().layer(axum::middleware::map_response(api_headers))
+    readers::routes().fallback(|| async { crate::error::AppError::NotFound }).layer(axum::middleware::map_response(api_headers))
 }
 
 /// Every API response: never cached (records hold personal data); a 401 says how to
@@ -61,6 +61,8 @@ async fn api_headers(mut resp: Response) -> Response {
         dto::ReaderDraftBody,
         dto::ReaderUpdateBody,
         dto::Me,
+        readers::SortKey,
+        readers::SortOrder,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -78,7 +80,13 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("lec_…").description(Some("An API token, created by an administrator")).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("lec_…")
+                    .description(Some("An API token, created by an administrator"))
+                    .build(),
+            ),
         );
     }
 }

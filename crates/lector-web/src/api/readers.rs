@@ -4,7 +4,7 @@
 //! says nothing about whether the record exists.
 
 use super::dto::{self, ErrorBody, Me, Reader, ReaderDraftBody, ReaderPage, ReaderUpdateBody};
-use super::json::{bad_request, ApiError, ApiJson};
+use super::json::{bad_request, ApiJson};
 use crate::auth::ApiUser;
 use crate::error::AppError;
 use crate::AppState;
@@ -95,7 +95,10 @@ impl ListParams {
         let status = given(&self.status).and_then(|s| errs.take("status", ReaderStatus::parse(s)));
         let sort = given(&self.sort).and_then(|s| {
             let parsed = ReaderSort::parse(s).ok_or_else(|| {
-                Msg::new(format!("排序方式“{s}”无效，可选：name、card_no、updated、created"), format!("sort '{s}' is invalid; use name, card_no, updated or created"))
+                Msg::new(
+                    format!("排序方式“{s}”无效，可选：name、card_no、updated、created"),
+                    format!("sort '{s}' is invalid; use name, card_no, updated or created"),
+                )
             });
             errs.take("sort", parsed)
         });
@@ -104,7 +107,10 @@ impl ListParams {
             Some("asc") => false,
             Some("desc") => true,
             Some(o) => {
-                errs.push("order", Msg::new(format!("排序方向“{o}”无效，可选：asc、desc"), format!("order '{o}' is invalid; use asc or desc")));
+                errs.push(
+                    "order",
+                    Msg::new(format!("排序方向“{o}”无效，可选：asc、desc"), format!("order '{o}' is invalid; use asc or desc")),
+                );
                 false
             }
         };
@@ -113,7 +119,13 @@ impl ListParams {
             Some(s) => match s.parse::<i64>() {
                 Ok(n) if (1..=max).contains(&n) => n,
                 _ => {
-                    errs.push(field, Msg::new(format!("{field} 应为 1 到 {max} 之间的整数，而不是“{s}”"), format!("{field} must be a whole number from 1 to {max}, not '{s}'")));
+                    errs.push(
+                        field,
+                        Msg::new(
+                            format!("{field} 应为 1 到 {max} 之间的整数，而不是“{s}”"),
+                            format!("{field} must be a whole number from 1 to {max}, not '{s}'"),
+                        ),
+                    );
                     default
                 }
             },
@@ -145,18 +157,18 @@ pub struct DeleteParams {
     pub version: Option<String>,
 }
 
-fn query_error(e: QueryRejection) -> ApiError {
+fn query_error(e: QueryRejection) -> AppError {
     let t = e.body_text();
     bad_request(format!("查询参数无效：{t}"), format!("invalid query string: {t}"))
 }
 
 /// A path id: a malformed one names no record, so it is a 404 like a missing one.
-fn reader_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
+fn reader_id(path: Result<Path<String>, PathRejection>) -> Result<i64, AppError> {
     let Path(raw) = path.map_err(|e| {
         let t = e.body_text();
         bad_request(format!("路径参数无效：{t}"), format!("invalid path parameter: {t}"))
     })?;
-    raw.parse::<i64>().map_err(|_| AppError::NotFound.into())
+    raw.parse::<i64>().map_err(|_| AppError::NotFound)
 }
 
 fn etag(version: i64) -> HeaderValue {
@@ -165,7 +177,7 @@ fn etag(version: i64) -> HeaderValue {
 
 /// The record as this user may see it: contact details masked without
 /// [`Permission::ReadersContacts`]; shown (and the viewing audited) with it.
-async fn shown(state: &AppState, user: &ApiUser, record: ReaderRecord) -> Result<Reader, ApiError> {
+async fn shown(state: &AppState, user: &ApiUser, record: ReaderRecord) -> Result<Reader, AppError> {
     let contacts = user.user.role.can(Permission::ReadersContacts);
     if contacts && dto::has_contact_details(&record) {
         state
@@ -218,7 +230,11 @@ pub async fn me(user: ApiUser) -> Json<Me> {
         (status = 422, description = "An invalid parameter, named in `fields`", body = ErrorBody),
     )
 )]
-pub async fn list_readers(State(state): State<AppState>, user: ApiUser, query: Result<Query<ListParams>, QueryRejection>) -> Result<Json<ReaderPage>, ApiError> {
+pub async fn list_readers(
+    State(state): State<AppState>,
+    user: ApiUser,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<ReaderPage>, AppError> {
     user.require(Permission::ReadersView)?;
     let Query(params) = query.map_err(query_error)?;
     let q = params.parse().map_err(AppError::Invalid)?;
@@ -239,7 +255,11 @@ pub async fn list_readers(State(state): State<AppState>, user: ApiUser, query: R
         (status = 404, description = "No such reader", body = ErrorBody),
     )
 )]
-pub async fn get_reader(State(state): State<AppState>, user: ApiUser, id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+pub async fn get_reader(
+    State(state): State<AppState>,
+    user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, AppError> {
     user.require(Permission::ReadersView)?;
     let id = reader_id(id)?;
     let record = state.store.reader(id).await?;
@@ -258,9 +278,14 @@ pub async fn get_reader(State(state): State<AppState>, user: ApiUser, id: Result
         (status = 404, description = "No such reader", body = ErrorBody),
     )
 )]
-pub async fn get_reader_by_card(State(state): State<AppState>, user: ApiUser, card: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+pub async fn get_reader_by_card(
+    State(state): State<AppState>,
+    user: ApiUser,
+    card: Result<Path<String>, PathRejection>,
+) -> Result<Response, AppError> {
     user.require(Permission::ReadersView)?;
-    let Path(raw) = card.map_err(|e| bad_request(format!("路径参数无效：{}", e.body_text()), format!("invalid path parameter: {}", e.body_text())))?;
+    let Path(raw) =
+        card.map_err(|e| bad_request(format!("路径参数无效：{}", e.body_text()), format!("invalid path parameter: {}", e.body_text())))?;
     let card = CardNo::parse(&raw).map_err(|_| AppError::NotFound)?;
     let record = state.store.reader_by_card(card.as_str()).await?;
     Ok(record_response(StatusCode::OK, shown(&state, &user, record).await?))
@@ -282,7 +307,7 @@ pub async fn get_reader_by_card(State(state): State<AppState>, user: ApiUser, ca
         (status = 422, description = "Invalid values, each named in `fields`", body = ErrorBody),
     )
 )]
-pub async fn create_reader(State(state): State<AppState>, user: ApiUser, req: Request) -> Result<Response, ApiError> {
+pub async fn create_reader(State(state): State<AppState>, user: ApiUser, req: Request) -> Result<Response, AppError> {
     user.require(Permission::ReadersEdit)?;
     let ApiJson(draft) = ApiJson::<ReaderDraft>::from_request(req, &state).await?;
     let input = draft.parse(today()).map_err(AppError::Invalid)?;
@@ -295,7 +320,7 @@ pub async fn create_reader(State(state): State<AppState>, user: ApiUser, req: Re
 }
 
 /// The version an update is based on: `version` in the body, else the `If-Match` header.
-fn expected_version(body: &mut Map<String, Value>, headers: &HeaderMap) -> Result<i64, ApiError> {
+fn expected_version(body: &mut Map<String, Value>, headers: &HeaderMap) -> Result<i64, AppError> {
     let from_header = match headers.get(IF_MATCH) {
         None => None,
         Some(v) => {
@@ -303,7 +328,12 @@ fn expected_version(body: &mut Map<String, Value>, headers: &HeaderMap) -> Resul
             let tag = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
             match tag.parse::<i64>() {
                 Ok(n) => Some(n),
-                Err(_) => return Err(bad_request(format!("If-Match 应为记录的版本号，如 \"3\"，而不是 {raw}"), format!("If-Match must carry the record's version, e.g. \"3\", not {raw}"))),
+                Err(_) => {
+                    return Err(bad_request(
+                        format!("If-Match 应为记录的版本号，如 \"3\"，而不是 {raw}"),
+                        format!("If-Match must carry the record's version, e.g. \"3\", not {raw}"),
+                    ))
+                }
             }
         }
     };
@@ -350,7 +380,12 @@ fn expected_version(body: &mut Map<String, Value>, headers: &HeaderMap) -> Resul
         (status = 422, description = "Invalid values, each named in `fields`", body = ErrorBody),
     )
 )]
-pub async fn update_reader(State(state): State<AppState>, user: ApiUser, id: Result<Path<String>, PathRejection>, req: Request) -> Result<Response, ApiError> {
+pub async fn update_reader(
+    State(state): State<AppState>,
+    user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+    req: Request,
+) -> Result<Response, AppError> {
     user.require(Permission::ReadersEdit)?;
     let id = reader_id(id)?;
     let headers = req.headers().clone();
@@ -382,7 +417,7 @@ pub async fn delete_reader(
     user: ApiUser,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<DeleteParams>, QueryRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, AppError> {
     user.require(Permission::ReadersDelete)?;
     let id = reader_id(id)?;
     let Query(params) = query.map_err(query_error)?;
