@@ -705,7 +705,7 @@ impl Store {
             .collect();
         let mut tx = self.begin().await?;
         let mut ids: HashMap<String, i64> = HashMap::with_capacity(inputs.len());
-        for chunk in inputs.chunks(400) {
+        for chunk in inputs.chunks(rows_per_insert(16)) {
             let mut sql = Sql::new("INSERT INTO readers (card_no, name, pinyin, initials, gender, birth_date, category_id, affiliation, status, enrolled_on, expires_on, owner_id, notes, version, created_at, updated_at) VALUES ");
             for (i, r) in chunk.iter().enumerate() {
                 let category = *categories.get(&r.category).ok_or_else(|| {
@@ -778,7 +778,7 @@ impl Store {
             tags.extend(r.tags.iter().map(|t| (id, t)));
             keys.extend(search_keys(r.name.as_str()).into_iter().map(|k| (id, k)));
         }
-        for chunk in contacts.chunks(1000) {
+        for chunk in contacts.chunks(rows_per_insert(7)) {
             let mut sql = Sql::new("INSERT INTO reader_contacts (reader_id, kind, value, lookup, is_primary, verified, position) VALUES ");
             for (i, (id, c, pos)) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" })
@@ -799,7 +799,7 @@ impl Store {
             }
             sql.query().execute(&mut *tx).await?;
         }
-        for chunk in related.chunks(1000) {
+        for chunk in related.chunks(rows_per_insert(6)) {
             let mut sql = Sql::new("INSERT INTO reader_related (reader_id, name, relation, phone, email, position) VALUES ");
             for (i, (id, x, pos)) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" })
@@ -818,7 +818,7 @@ impl Store {
             }
             sql.query().execute(&mut *tx).await?;
         }
-        for chunk in tags.chunks(2000) {
+        for chunk in tags.chunks(rows_per_insert(2)) {
             let mut sql = Sql::new("INSERT INTO reader_tags (reader_id, tag) VALUES ");
             for (i, (id, t)) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" })
@@ -829,7 +829,7 @@ impl Store {
             }
             sql.query().execute(&mut *tx).await?;
         }
-        for chunk in keys.chunks(2000) {
+        for chunk in keys.chunks(rows_per_insert(2)) {
             let mut sql = Sql::new("INSERT INTO reader_search_keys (key, reader_id) VALUES ");
             for (i, (id, k)) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" })
@@ -864,6 +864,13 @@ impl Store {
         tx.commit().await?;
         Ok(inputs.len())
     }
+}
+
+/// Rows per multi-row INSERT with `params` placeholders each. SQLite resolves a numbered
+/// placeholder by a linear scan of the statement's parameters, so binding costs grow with the
+/// square of their count: about 500 per statement keeps that small and statements few.
+fn rows_per_insert(params: usize) -> usize {
+    (500 / params).max(1)
 }
 
 /// Appends the SQL selecting the ids of readers a search term may match (at most
