@@ -90,6 +90,7 @@ CREATE INDEX readers_owner ON readers(owner_id);
 CREATE INDEX readers_affiliation ON readers(affiliation);
 CREATE INDEX readers_pinyin ON readers(pinyin, id);
 CREATE INDEX readers_updated ON readers(updated_at);
+CREATE INDEX readers_created ON readers(created_at);
 
 CREATE TABLE reader_contacts (
     id {id},

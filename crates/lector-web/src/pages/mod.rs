@@ -95,6 +95,13 @@ impl Ctx {
     }
 }
 
+/// A stored UTC time (`2026-11-28T10:57:00.168Z`) as the library's local time, to the minute.
+pub fn local_time(stored: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(stored)
+        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| stored.to_string())
+}
+
 /// Renders a template, turning a rendering failure into a logged 500.
 pub fn render(t: &impl Template) -> Response {
     match t.render() {

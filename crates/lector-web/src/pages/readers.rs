@@ -147,7 +147,7 @@ async fn list(State(state): State<AppState>, staff: Staff, Query(p): Query<ListP
             status: l.msg(&r.status.label()),
             status_code: r.status.code(),
             owner: r.owner.clone().unwrap_or_default(),
-            updated: r.updated_at.get(..10).unwrap_or_default().to_string(),
+            updated: super::local_time(&r.updated_at).get(..10).unwrap_or_default().to_string(),
         })
         .collect();
     let current = page.page;
@@ -264,12 +264,12 @@ fn timeline(entries: &[AuditEntry], r: &ReaderRecord, l: crate::i18n::Lang) -> V
         .iter()
         .map(|e| {
             let (zh, en) = action_label(&e.action);
-            TimelineItem { at: e.at.replace('T', " ").trim_end_matches('Z').to_string(), actor: e.actor_name.clone(), action: e.action.clone(), label: l.pick(zh, en).to_string(), changed: e.changed_fields().join(", ") }
+            TimelineItem { at: super::local_time(&e.at), actor: e.actor_name.clone(), action: e.action.clone(), label: l.pick(zh, en).to_string(), changed: e.changed_fields().join(", ") }
         })
         .collect();
     if !entries.iter().any(|e| e.action == "reader.create") {
         // Loaded in bulk (demo data, imports): the batch is audited, not each reader.
-        items.insert(0, TimelineItem { at: r.created_at.replace('T', " ").trim_end_matches('Z').to_string(), actor: String::new(), action: "reader.bulk_create".into(), label: l.pick("批量载入创建", "Created by a bulk load").into(), changed: String::new() });
+        items.insert(0, TimelineItem { at: super::local_time(&r.created_at), actor: String::new(), action: "reader.bulk_create".into(), label: l.pick("批量载入创建", "Created by a bulk load").into(), changed: String::new() });
     }
     items.reverse();
     items
