@@ -158,3 +158,80 @@ fn serve_answers_healthz() {
 fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
+
+/// A fresh PostgreSQL database for one test, dropped afterwards. `None` (with a notice) when the
+/// server is unreachable outside CI; in CI that is a failure.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> Option<PgDatabase> {
+        let admin_url = std::env::var("LECTOR_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("lector_e2e_{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+        let made = Command::new("psql").args([admin_url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", &format!("CREATE DATABASE {name}")]).output();
+        match made {
+            Ok(o) if o.status.success() => Some(PgDatabase { admin_url, name }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                    Err(e) => e.to_string(),
+                };
+                assert!(std::env::var("CI").unwrap_or_default().is_empty(), "PostgreSQL unreachable in CI: {why}");
+                eprintln!("PostgreSQL unreachable: skipping the PostgreSQL end-to-end test ({why})");
+                None
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        let base = self.admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&self.admin_url);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql").args([self.admin_url.as_str(), "-qc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)]).output();
+    }
+}
+
+/// The same binary on PostgreSQL: migrate, create staff and a token from the shell, serve, and
+/// create and find a reader through the API.
+#[test]
+fn the_same_binary_runs_on_postgresql() {
+    let Some(db) = PgDatabase::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url();
+    let migrated = lector(dir.path(), &["--database-url", &url, "migrate"]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let added = lector(dir.path(), &["--database-url", &url, "user", "add", "boss", "--role", "librarian"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let token = lector(dir.path(), &["--database-url", &url, "token", "create", "--user", "boss"]);
+    let token = stdout(&token).trim().to_string();
+    assert!(token.starts_with("lec_"), "{token}");
+    assert!(!dir.path().join("lector.db").exists(), "nothing was written to SQLite");
+
+    let server = spawn_serve(dir.path(), &["--database-url", &url]);
+    let base = format!("http://{}", server.addr);
+    let rt = tokio_runtime();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let body = serde_json::json!({
+            "card_no": "PG2026001", "name": "欧阳明月", "category": "graduate",
+            "contacts": [{"kind": "email", "value": "oymy@pku.edu.cn"}]
+        });
+        let created = client.post(format!("{base}/api/v1/readers")).bearer_auth(&token).json(&body).send().await.unwrap();
+        assert_eq!(created.status().as_u16(), 201);
+        let dup = client.post(format!("{base}/api/v1/readers")).bearer_auth(&token).json(&body).send().await.unwrap();
+        assert_eq!(dup.status().as_u16(), 409);
+        let found: serde_json::Value =
+            client.get(format!("{base}/api/v1/readers?q=oymy")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        assert_eq!(found["total"], 1, "{found}");
+        assert_eq!(found["items"][0]["name"], "欧阳明月");
+        let by_card: serde_json::Value =
+            client.get(format!("{base}/api/v1/readers/by-card/PG2026001")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        assert_eq!(by_card["pinyin"], "ouyangmingyue");
+    });
+}
