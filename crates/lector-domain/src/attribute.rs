@@ -36,9 +36,10 @@ impl AttrKind {
     }
 
     pub fn parse(code: &str) -> Result<Self, Msg> {
-        Self::ALL.into_iter().find(|k| k.code() == code).ok_or_else(|| {
-            Msg::new(format!("未知的属性类型“{code}”"), format!("unknown attribute kind '{code}'"))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|k| k.code() == code)
+            .ok_or_else(|| Msg::new(format!("未知的属性类型“{code}”"), format!("unknown attribute kind '{code}'")))
     }
 }
 
@@ -78,10 +79,7 @@ impl AttrDef {
     /// Checks values entered for this attribute and returns them in stored form.
     pub fn parse_values(&self, values: &[String]) -> Result<Vec<String>, Msg> {
         if values.len() > 1 && !self.repeatable {
-            return Err(Msg::new(
-                format!("“{}”只能填写一个值", self.label_zh),
-                format!("'{}' takes a single value", self.label_en),
-            ));
+            return Err(Msg::new(format!("“{}”只能填写一个值", self.label_zh), format!("'{}' takes a single value", self.label_en)));
         }
         values.iter().map(|v| self.parse_value(v)).collect()
     }
@@ -90,10 +88,9 @@ impl AttrDef {
         let v = text::clean(raw);
         match self.kind {
             AttrKind::Text if v.chars().count() <= 500 && !text::has_control(&v) => Ok(v),
-            AttrKind::Text => Err(Msg::new(
-                format!("“{}”最多 500 个字符", self.label_zh),
-                format!("'{}' has at most 500 characters", self.label_en),
-            )),
+            AttrKind::Text => {
+                Err(Msg::new(format!("“{}”最多 500 个字符", self.label_zh), format!("'{}' has at most 500 characters", self.label_en)))
+            }
             AttrKind::Number => match v.parse::<f64>() {
                 Ok(n) if n.is_finite() => Ok(v),
                 _ => Err(Msg::new(

@@ -16,14 +16,8 @@ pub enum ContactKind {
 }
 
 impl ContactKind {
-    pub const ALL: [ContactKind; 6] = [
-        ContactKind::Email,
-        ContactKind::Mobile,
-        ContactKind::Phone,
-        ContactKind::Qq,
-        ContactKind::Wechat,
-        ContactKind::Address,
-    ];
+    pub const ALL: [ContactKind; 6] =
+        [ContactKind::Email, ContactKind::Mobile, ContactKind::Phone, ContactKind::Qq, ContactKind::Wechat, ContactKind::Address];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -125,16 +119,9 @@ impl Mobile {
     pub fn parse(raw: &str) -> Result<Self, Msg> {
         let v = text::clean(raw);
         let digits: String = v.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-        let digits = digits
-            .strip_prefix("+86")
-            .or_else(|| digits.strip_prefix("0086"))
-            .unwrap_or(&digits);
+        let digits = digits.strip_prefix("+86").or_else(|| digits.strip_prefix("0086")).unwrap_or(&digits);
         let b = digits.as_bytes();
-        if b.len() == 11
-            && b.iter().all(u8::is_ascii_digit)
-            && b[0] == b'1'
-            && (b'3'..=b'9').contains(&b[1])
-        {
+        if b.len() == 11 && b.iter().all(u8::is_ascii_digit) && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]) {
             Ok(Mobile(digits.to_string()))
         } else {
             Err(Msg::new(
@@ -155,10 +142,7 @@ fn parse_phone(v: &str) -> Result<String, Msg> {
     if allowed && (5..=20).contains(&digits) {
         Ok(v.to_string())
     } else {
-        Err(Msg::new(
-            format!("“{v}”不是有效的电话号码，如 010-62751234"),
-            format!("'{v}' is not a valid phone number, e.g. 010-62751234"),
-        ))
+        Err(Msg::new(format!("“{v}”不是有效的电话号码，如 010-62751234"), format!("'{v}' is not a valid phone number, e.g. 010-62751234")))
     }
 }
 
@@ -198,9 +182,7 @@ fn parse_address(v: &str) -> Result<String, Msg> {
 /// The form of a contact value used to look it up: e-mail lower-cased, numbers digits only.
 pub fn lookup_key(kind: ContactKind, value: &str) -> String {
     match kind {
-        ContactKind::Mobile | ContactKind::Phone | ContactKind::Qq => {
-            value.chars().filter(char::is_ascii_digit).collect()
-        }
+        ContactKind::Mobile | ContactKind::Phone | ContactKind::Qq => value.chars().filter(char::is_ascii_digit).collect(),
         _ => value.to_lowercase(),
     }
 }

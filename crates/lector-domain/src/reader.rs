@@ -91,14 +91,10 @@ code_enum!(
 pub fn parse_date(raw: &str) -> Result<NaiveDate, Msg> {
     let v = text::clean(raw);
     let normalized = v.replace(['/', '.'], "-").replace(['年', '月'], "-").replace('日', "");
-    let parsed = NaiveDate::parse_from_str(&normalized, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(&normalized, "%Y%m%d"));
+    let parsed = NaiveDate::parse_from_str(&normalized, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(&normalized, "%Y%m%d"));
     match parsed {
         Ok(d) if (1900..=2200).contains(&chrono::Datelike::year(&d)) => Ok(d),
-        _ => Err(Msg::new(
-            format!("“{v}”不是有效日期，请写作 2024-09-01"),
-            format!("'{v}' is not a valid date; write it as 2024-09-01"),
-        )),
+        _ => Err(Msg::new(format!("“{v}”不是有效日期，请写作 2024-09-01"), format!("'{v}' is not a valid date; write it as 2024-09-01"))),
     }
 }
 
@@ -238,9 +234,7 @@ impl ReaderDraft {
         let name = errs.take("name", PersonName::parse(&self.name));
         let gender = errs.take("gender", Gender::parse(self.gender.as_deref().unwrap_or("")));
         let status = errs.take("status", ReaderStatus::parse(self.status.as_deref().unwrap_or("active")));
-        let date = |errs: &mut FieldErrors, field: &str, raw: &Option<String>| {
-            optional(raw).and_then(|s| errs.take(field, parse_date(&s)))
-        };
+        let date = |errs: &mut FieldErrors, field: &str, raw: &Option<String>| optional(raw).and_then(|s| errs.take(field, parse_date(&s)));
         let birth_date = date(&mut errs, "birth_date", &self.birth_date);
         if birth_date.is_some_and(|d| d > today) {
             errs.push("birth_date", Msg::new("出生日期不能晚于今天", "birth date cannot be in the future"));
@@ -256,9 +250,7 @@ impl ReaderDraft {
         if category.is_empty() {
             errs.push("category", Msg::new("请选择读者类型", "choose a reader category"));
         }
-        let affiliation = errs
-            .take("affiliation", bounded("单位/院系", "affiliation", optional(&self.affiliation), 100))
-            .flatten();
+        let affiliation = errs.take("affiliation", bounded("单位/院系", "affiliation", optional(&self.affiliation), 100)).flatten();
         let notes = errs.take("notes", bounded("备注", "notes", optional(&self.notes), 4000)).flatten();
         let owner = optional(&self.owner);
 
@@ -272,7 +264,10 @@ impl ReaderDraft {
             };
             if let Some(value) = errs.take(&format!("contacts[{i}].value"), kind.parse_value(&c.value)) {
                 if contacts.iter().any(|o| o.kind == kind && o.value == value) {
-                    errs.push(format!("contacts[{i}].value"), Msg::new(format!("重复的联系方式“{value}”"), format!("duplicate contact point '{value}'")));
+                    errs.push(
+                        format!("contacts[{i}].value"),
+                        Msg::new(format!("重复的联系方式“{value}”"), format!("duplicate contact point '{value}'")),
+                    );
                     continue;
                 }
                 contacts.push(Contact { kind, value, primary: c.primary, verified: c.verified });

@@ -26,19 +26,13 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// Top-level fields whose value differs between `before` and `after`.
     pub fn changed_fields(&self) -> Vec<String> {
-        let (Some(serde_json::Value::Object(b)), Some(serde_json::Value::Object(a))) =
-            (&self.before, &self.after)
-        else {
+        let (Some(serde_json::Value::Object(b)), Some(serde_json::Value::Object(a))) = (&self.before, &self.after) else {
             return Vec::new();
         };
         let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
         keys.sort();
         keys.dedup();
-        keys.into_iter()
-            .filter(|k| !matches!(k.as_str(), "version" | "updated_at"))
-            .filter(|k| b.get(*k) != a.get(*k))
-            .cloned()
-            .collect()
+        keys.into_iter().filter(|k| !matches!(k.as_str(), "version" | "updated_at")).filter(|k| b.get(*k) != a.get(*k)).cloned().collect()
     }
 }
 
@@ -53,11 +47,7 @@ pub struct Change<'a> {
 }
 
 /// Writes `change` inside the caller's transaction, so the audit row commits with the change.
-pub(crate) async fn record(
-    tx: &mut Transaction<'static, Any>,
-    actor: &Actor,
-    change: Change<'_>,
-) -> Result<()> {
+pub(crate) async fn record(tx: &mut Transaction<'static, Any>, actor: &Actor, change: Change<'_>) -> Result<()> {
     let json = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
     sqlx::query(
         "INSERT INTO audit_log (at, actor_id, actor_name, origin, action, entity, entity_id, summary, before_json, after_json)
@@ -95,9 +85,7 @@ pub struct AuditQuery {
 
 fn entry(row: &AnyRow) -> Result<AuditEntry> {
     let json = |col: &str| -> Result<Option<serde_json::Value>> {
-        Ok(row
-            .try_get::<Option<String>, _>(col)?
-            .and_then(|s| serde_json::from_str(&s).ok()))
+        Ok(row.try_get::<Option<String>, _>(col)?.and_then(|s| serde_json::from_str(&s).ok()))
     };
     Ok(AuditEntry {
         id: row.try_get("id")?,
@@ -149,38 +137,19 @@ impl Store {
         count.text.push_str(&filter.text);
         let mut list = Sql::new("SELECT * FROM audit_log");
         list.text.push_str(&filter.text);
-        list.push(" ORDER BY id DESC LIMIT ")
-            .push(&per_page.to_string())
-            .push(" OFFSET ")
-            .push(&((page - 1) * per_page).to_string());
-        let total: i64 = filter
-            .with_text(&count.text)
-            .query()
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
-        let rows = filter
-            .with_text(&list.text)
-            .query()
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(Page {
-            items: rows.iter().map(entry).collect::<Result<_>>()?,
-            total,
-            total_capped: false,
-            page,
-            per_page,
-        })
+        list.push(" ORDER BY id DESC LIMIT ").push(&per_page.to_string()).push(" OFFSET ").push(&((page - 1) * per_page).to_string());
+        let total: i64 = filter.with_text(&count.text).query().fetch_one(&self.pool).await?.try_get("n")?;
+        let rows = filter.with_text(&list.text).query().fetch_all(&self.pool).await?;
+        Ok(Page { items: rows.iter().map(entry).collect::<Result<_>>()?, total, total_capped: false, page, per_page })
     }
 
     /// Every audit entry about one entity, oldest first (the record's timeline).
     pub async fn audit_trail(&self, entity: &str, entity_id: &str) -> Result<Vec<AuditEntry>> {
-        let rows =
-            sqlx::query("SELECT * FROM audit_log WHERE entity = $1 AND entity_id = $2 ORDER BY id")
-                .bind(entity.to_string())
-                .bind(entity_id.to_string())
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query("SELECT * FROM audit_log WHERE entity = $1 AND entity_id = $2 ORDER BY id")
+            .bind(entity.to_string())
+            .bind(entity_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(entry).collect()
     }
 

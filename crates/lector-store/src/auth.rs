@@ -72,26 +72,17 @@ pub struct ApiToken {
 /// Parses a user name: 2 to 32 letters, digits, `.`, `_` or `-`.
 pub fn parse_username(raw: &str) -> Result<String, Msg> {
     let v = text::clean(raw).to_lowercase();
-    if (2..=32).contains(&v.len())
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
+    if (2..=32).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
         Ok(v)
     } else {
-        Err(Msg::new(
-            "用户名应为 2 到 32 位字母、数字、点、下划线或减号",
-            "a user name has 2 to 32 letters, digits, '.', '_' or '-'",
-        ))
+        Err(Msg::new("用户名应为 2 到 32 位字母、数字、点、下划线或减号", "a user name has 2 to 32 letters, digits, '.', '_' or '-'"))
     }
 }
 
 /// Checks a new password: at least 10 characters.
 pub fn check_password(pw: &str) -> Result<(), Msg> {
     if pw.chars().count() < 10 {
-        Err(Msg::new(
-            "密码至少 10 个字符",
-            "a password has at least 10 characters",
-        ))
+        Err(Msg::new("密码至少 10 个字符", "a password has at least 10 characters"))
     } else if pw.len() > 1024 {
         Err(Msg::new("密码过长", "the password is too long"))
     } else {
@@ -104,10 +95,7 @@ pub(crate) async fn hash_password(pw: String) -> Result<String> {
         let mut salt = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut salt);
         let salt = SaltString::encode_b64(&salt).map_err(|e| StoreError::Other(e.to_string()))?;
-        Argon2::default()
-            .hash_password(pw.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| StoreError::Other(e.to_string()))
+        Argon2::default().hash_password(pw.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| StoreError::Other(e.to_string()))
     })
     .await
     .map_err(|e| StoreError::Other(e.to_string()))?
@@ -115,8 +103,7 @@ pub(crate) async fn hash_password(pw: String) -> Result<String> {
 
 async fn verify_password(pw: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
     })
     .await
     .unwrap_or(false)
@@ -135,7 +122,8 @@ fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.role, u.department_id, d.code AS department_code, u.active, u.created_at, u.last_login_at";
+const USER_COLUMNS: &str =
+    "u.id, u.username, u.display_name, u.role, u.department_id, d.code AS department_code, u.active, u.created_at, u.last_login_at";
 
 fn user(row: &AnyRow) -> Result<User> {
     let role: String = row.try_get("role")?;
@@ -153,37 +141,25 @@ fn user(row: &AnyRow) -> Result<User> {
 }
 
 fn minutes_from_now(m: i64) -> String {
-    (chrono::Utc::now() + chrono::Duration::minutes(m))
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    (chrono::Utc::now() + chrono::Duration::minutes(m)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 impl Store {
     /// Creates a staff account.
     #[tracing::instrument(skip(self, new), fields(username = %new.username))]
     pub async fn create_user(&self, actor: &Actor, new: NewUser) -> Result<User> {
-        let username =
-            parse_username(&new.username).map_err(|m| StoreError::invalid("username", m))?;
+        let username = parse_username(&new.username).map_err(|m| StoreError::invalid("username", m))?;
         check_password(&new.password).map_err(|m| StoreError::invalid("password", m))?;
         let display = text::clean(&new.display_name);
-        let display = if display.is_empty() {
-            username.clone()
-        } else {
-            display
-        };
+        let display = if display.is_empty() { username.clone() } else { display };
         let hash = hash_password(new.password).await?;
         let mut tx = self.begin().await?;
         let department_id = match (&new.department, new.role) {
-            (Some(code), _) if !code.trim().is_empty() => {
-                Some(self.department_id_in(&mut tx, code.trim()).await?)
-            }
+            (Some(code), _) if !code.trim().is_empty() => Some(self.department_id_in(&mut tx, code.trim()).await?),
             (_, Role::Department) => {
                 return Err(StoreError::invalid(
                     "department",
-                    Msg::new(
-                        "部门馆员必须属于一个部门",
-                        "department staff must belong to a department",
-                    ),
+                    Msg::new("部门馆员必须属于一个部门", "department staff must belong to a department"),
                 ))
             }
             _ => None,
@@ -203,10 +179,7 @@ impl Store {
         let id: i64 = match inserted {
             Ok(row) => row.try_get("id")?,
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(Msg::new(
-                    format!("用户名“{username}”已存在"),
-                    format!("user name '{username}' is taken"),
-                )))
+                return Err(StoreError::Conflict(Msg::new(format!("用户名“{username}”已存在"), format!("user name '{username}' is taken"))))
             }
             Err(e) => return Err(e.into()),
         };
@@ -228,67 +201,41 @@ impl Store {
         Ok(created)
     }
 
-    async fn user_in(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        id: i64,
-    ) -> Result<User> {
+    async fn user_in(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: i64) -> Result<User> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u LEFT JOIN departments d ON d.id = u.department_id WHERE u.id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?.ok_or(StoreError::NotFound)?;
         user(&row)
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<User> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u LEFT JOIN departments d ON d.id = u.department_id WHERE u.username = $1");
-        let row = sqlx::query(&sql)
-            .bind(username.trim().to_lowercase())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&sql).bind(username.trim().to_lowercase()).fetch_optional(&self.pool).await?.ok_or(StoreError::NotFound)?;
         user(&row)
     }
 
     pub async fn users(&self) -> Result<Vec<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u LEFT JOIN departments d ON d.id = u.department_id ORDER BY u.username");
-        sqlx::query(&sql)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(user)
-            .collect()
+        sqlx::query(&sql).fetch_all(&self.pool).await?.iter().map(user).collect()
     }
 
     /// Enables or disables an account; disabling also ends its sessions.
     pub async fn set_user_active(&self, actor: &Actor, id: i64, active: bool) -> Result<User> {
         let mut tx = self.begin().await?;
         let before = self.user_in(&mut tx, id).await?;
-        sqlx::query(
-            "UPDATE users SET active = $1, failed_logins = 0, locked_until = NULL WHERE id = $2",
-        )
-        .bind(active as i64)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE users SET active = $1, failed_logins = 0, locked_until = NULL WHERE id = $2")
+            .bind(active as i64)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if !active {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
         }
         let after = self.user_in(&mut tx, id).await?;
         audit::record(
             &mut tx,
             actor,
             Change {
-                action: if active {
-                    "user.enable"
-                } else {
-                    "user.disable"
-                },
+                action: if active { "user.enable" } else { "user.disable" },
                 entity: "user",
                 entity_id: Some(id.to_string()),
                 summary: after.username.clone(),
@@ -312,10 +259,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
         audit::record(
             &mut tx,
             actor,
@@ -348,19 +292,11 @@ impl Store {
         };
         let id: i64 = row.try_get("id")?;
         let now = now_text();
-        if let Some(until) = row
-            .try_get::<Option<String>, _>("locked_until")?
-            .filter(|u| *u > now)
-        {
+        if let Some(until) = row.try_get::<Option<String>, _>("locked_until")?.filter(|u| *u > now) {
             return Ok(Login::Locked { until });
         }
-        let ok = verify_password(password.to_string(), row.try_get("password_hash")?).await
-            && flag(&row, "active")?;
-        let actor = Actor {
-            user_id: Some(id),
-            name: name.clone(),
-            origin: origin.to_string(),
-        };
+        let ok = verify_password(password.to_string(), row.try_get("password_hash")?).await && flag(&row, "active")?;
+        let actor = Actor { user_id: Some(id), name: name.clone(), origin: origin.to_string() };
         let mut tx = self.begin().await?;
         let outcome = if ok {
             sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $1 WHERE id = $2")
@@ -397,14 +333,7 @@ impl Store {
         audit::record(
             &mut tx,
             &actor,
-            Change {
-                action,
-                entity: "user",
-                entity_id: Some(id.to_string()),
-                summary: name,
-                before: None,
-                after: None,
-            },
+            Change { action, entity: "user", entity_id: Some(id.to_string()), summary: name, before: None, after: None },
         )
         .await?;
         tx.commit().await?;
@@ -434,58 +363,36 @@ impl Store {
              LEFT JOIN departments d ON d.id = u.department_id
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active = 1"
         );
-        let row = sqlx::query(&sql)
-            .bind(secret_hash(token))
-            .bind(now_text())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((user(&r)?, r.try_get("csrf_token")?)))
-            .transpose()
+        let row = sqlx::query(&sql).bind(secret_hash(token)).bind(now_text()).fetch_optional(&self.pool).await?;
+        row.map(|r| Ok((user(&r)?, r.try_get("csrf_token")?))).transpose()
     }
 
     pub async fn end_session(&self, token: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(secret_hash(token))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(secret_hash(token)).execute(&self.pool).await?;
         Ok(())
     }
 
     /// Creates an API token for `username`; the secret is returned once and never stored.
-    pub async fn create_token(
-        &self,
-        actor: &Actor,
-        username: &str,
-        name: &str,
-    ) -> Result<(ApiToken, String)> {
+    pub async fn create_token(&self, actor: &Actor, username: &str, name: &str) -> Result<(ApiToken, String)> {
         let u = self.user_by_name(username).await.map_err(|e| match e {
-            StoreError::NotFound => StoreError::invalid(
-                "user",
-                Msg::new(
-                    format!("没有用户“{username}”"),
-                    format!("no user '{username}'"),
-                ),
-            ),
+            StoreError::NotFound => StoreError::invalid("user", Msg::new(format!("没有用户“{username}”"), format!("no user '{username}'"))),
             e => e,
         })?;
         let name = text::clean(name);
-        let name = if name.is_empty() {
-            "api".to_string()
-        } else {
-            name.chars().take(64).collect()
-        };
+        let name = if name.is_empty() { "api".to_string() } else { name.chars().take(64).collect() };
         let (secret, hash) = new_secret("lec_");
         let prefix: String = secret.chars().take(10).collect();
         let mut tx = self.begin().await?;
-        let id: i64 = sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
-            .bind(u.id)
-            .bind(name.clone())
-            .bind(hash)
-            .bind(prefix.clone())
-            .bind(now_text())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
+        let id: i64 =
+            sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+                .bind(u.id)
+                .bind(name.clone())
+                .bind(hash)
+                .bind(prefix.clone())
+                .bind(now_text())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
         audit::record(
             &mut tx,
             actor,
@@ -500,12 +407,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        let token = self
-            .tokens()
-            .await?
-            .into_iter()
-            .find(|t| t.id == id)
-            .ok_or(StoreError::NotFound)?;
+        let token = self.tokens().await?.into_iter().find(|t| t.id == id).ok_or(StoreError::NotFound)?;
         Ok((token, secret))
     }
 
@@ -534,13 +436,11 @@ impl Store {
 
     pub async fn revoke_token(&self, actor: &Actor, id: i64) -> Result<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now_text())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_text())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -568,11 +468,7 @@ impl Store {
              LEFT JOIN departments d ON d.id = u.department_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.active = 1"
         );
-        let Some(row) = sqlx::query(&sql)
-            .bind(secret_hash(secret))
-            .fetch_optional(&self.pool)
-            .await?
-        else {
+        let Some(row) = sqlx::query(&sql).bind(secret_hash(secret)).fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
         // Record use at most once a minute, so that reads stay reads under load.

@@ -41,32 +41,19 @@ impl NamedInput {
         let name = |raw: &str| {
             let v = text::clean(raw);
             if v.is_empty() || v.chars().count() > 64 {
-                Err(Msg::new(
-                    "名称应为 1 到 64 个字符",
-                    "a name has 1 to 64 characters",
-                ))
+                Err(Msg::new("名称应为 1 到 64 个字符", "a name has 1 to 64 characters"))
             } else {
                 Ok(v)
             }
         };
         let zh = errs.take("name_zh", name(&self.name_zh));
         let en = errs.take("name_en", name(&self.name_en));
-        errs.finish(|| {
-            (
-                code.unwrap_or_default(),
-                zh.unwrap_or_default(),
-                en.unwrap_or_default(),
-            )
-        })
-        .map_err(StoreError::Invalid)
+        errs.finish(|| (code.unwrap_or_default(), zh.unwrap_or_default(), en.unwrap_or_default())).map_err(StoreError::Invalid)
     }
 }
 
 fn taken(what_zh: &str, what_en: &str, code: &str) -> StoreError {
-    StoreError::Conflict(Msg::new(
-        format!("{what_zh}代码“{code}”已存在"),
-        format!("{what_en} code '{code}' is taken"),
-    ))
+    StoreError::Conflict(Msg::new(format!("{what_zh}代码“{code}”已存在"), format!("{what_en} code '{code}' is taken")))
 }
 
 /// An attribute definition to create.
@@ -84,9 +71,7 @@ pub struct NewAttribute {
 
 impl Store {
     pub async fn departments(&self) -> Result<Vec<Department>> {
-        let rows = sqlx::query("SELECT id, code, name_zh, name_en FROM departments ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query("SELECT id, code, name_zh, name_en FROM departments ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(Department {
@@ -99,24 +84,11 @@ impl Store {
             .collect()
     }
 
-    pub(crate) async fn department_id_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        code: &str,
-    ) -> Result<i64> {
-        let row = sqlx::query("SELECT id FROM departments WHERE code = $1")
-            .bind(code.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
+    pub(crate) async fn department_id_in(&self, tx: &mut Transaction<'static, Any>, code: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT id FROM departments WHERE code = $1").bind(code.to_string()).fetch_optional(&mut **tx).await?;
         match row {
             Some(r) => Ok(r.try_get("id")?),
-            None => Err(StoreError::invalid(
-                "department",
-                Msg::new(
-                    format!("没有部门“{code}”"),
-                    format!("no department '{code}'"),
-                ),
-            )),
+            None => Err(StoreError::invalid("department", Msg::new(format!("没有部门“{code}”"), format!("no department '{code}'")))),
         }
     }
 
@@ -131,12 +103,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| if is_unique_violation(&e) { taken("部门", "department", &code) } else { e.into() })?;
-        let d = Department {
-            id: row.try_get("id")?,
-            code,
-            name_zh: zh,
-            name_en: en,
-        };
+        let d = Department { id: row.try_get("id")?, code, name_zh: zh, name_en: en };
         audit::record(
             &mut tx,
             actor,
@@ -155,7 +122,9 @@ impl Store {
     }
 
     pub async fn categories(&self) -> Result<Vec<Category>> {
-        let rows = sqlx::query("SELECT id, code, name_zh, name_en, sort_order, active FROM categories ORDER BY sort_order, id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, code, name_zh, name_en, sort_order, active FROM categories ORDER BY sort_order, id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(Category {
@@ -183,14 +152,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| if is_unique_violation(&e) { taken("读者类型", "category", &code) } else { e.into() })?;
-        let c = Category {
-            id: row.try_get("id")?,
-            code,
-            name_zh: zh,
-            name_en: en,
-            sort_order: row.try_get("sort_order")?,
-            active: true,
-        };
+        let c = Category { id: row.try_get("id")?, code, name_zh: zh, name_en: en, sort_order: row.try_get("sort_order")?, active: true };
         audit::record(
             &mut tx,
             actor,
@@ -212,11 +174,7 @@ impl Store {
     /// for new ones.
     pub async fn set_category_active(&self, actor: &Actor, id: i64, active: bool) -> Result<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE categories SET active = $1 WHERE id = $2")
-            .bind(active as i64)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query("UPDATE categories SET active = $1 WHERE id = $2").bind(active as i64).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -224,11 +182,7 @@ impl Store {
             &mut tx,
             actor,
             Change {
-                action: if active {
-                    "category.enable"
-                } else {
-                    "category.disable"
-                },
+                action: if active { "category.enable" } else { "category.disable" },
                 entity: "category",
                 entity_id: Some(id.to_string()),
                 summary: format!("category {id}"),
@@ -247,46 +201,26 @@ impl Store {
     }
 
     pub async fn create_attribute(&self, actor: &Actor, new: &NewAttribute) -> Result<AttrDef> {
-        let (code, label_zh, label_en) = NamedInput {
-            code: new.code.clone(),
-            name_zh: new.label_zh.clone(),
-            name_en: new.label_en.clone(),
-        }
-        .parse()
-        .map_err(|e| match e {
-            StoreError::Invalid(mut f) => {
-                f.0.iter_mut()
-                    .for_each(|e| e.field = e.field.replace("name_", "label_"));
-                StoreError::Invalid(f)
-            }
-            e => e,
-        })?;
+        let (code, label_zh, label_en) =
+            NamedInput { code: new.code.clone(), name_zh: new.label_zh.clone(), name_en: new.label_en.clone() }.parse().map_err(
+                |e| match e {
+                    StoreError::Invalid(mut f) => {
+                        f.0.iter_mut().for_each(|e| e.field = e.field.replace("name_", "label_"));
+                        StoreError::Invalid(f)
+                    }
+                    e => e,
+                },
+            )?;
         let kind = AttrKind::parse(&new.kind).map_err(|m| StoreError::invalid("kind", m))?;
-        let choices: Vec<String> = new
-            .choices
-            .iter()
-            .map(|c| text::clean(c))
-            .filter(|c| !c.is_empty())
-            .collect();
+        let choices: Vec<String> = new.choices.iter().map(|c| text::clean(c)).filter(|c| !c.is_empty()).collect();
         if kind == AttrKind::Choice && choices.is_empty() {
             return Err(StoreError::invalid(
                 "choices",
-                Msg::new(
-                    "选项类型的属性至少需要一个选项",
-                    "a choice attribute needs at least one choice",
-                ),
+                Msg::new("选项类型的属性至少需要一个选项", "a choice attribute needs at least one choice"),
             ));
         }
-        let def = AttrDef {
-            code,
-            label_zh,
-            label_en,
-            kind,
-            choices,
-            repeatable: new.repeatable,
-            unique: new.unique,
-            searchable: new.searchable,
-        };
+        let def =
+            AttrDef { code, label_zh, label_en, kind, choices, repeatable: new.repeatable, unique: new.unique, searchable: new.searchable };
         let mut tx = self.begin().await?;
         let row = sqlx::query(
             "INSERT INTO attribute_defs (code, label_zh, label_en, kind, choices, repeatable, is_unique, searchable, created_at)
@@ -325,12 +259,8 @@ impl Store {
 
 /// The attribute definitions, read on `conn` (inside the caller's transaction, so that a writer
 /// never waits for a second pool connection while it holds the first).
-pub(crate) async fn attribute_defs_in(
-    conn: &mut sqlx::AnyConnection,
-) -> Result<Vec<(i64, AttrDef)>> {
-    let rows = sqlx::query("SELECT * FROM attribute_defs ORDER BY id")
-        .fetch_all(&mut *conn)
-        .await?;
+pub(crate) async fn attribute_defs_in(conn: &mut sqlx::AnyConnection) -> Result<Vec<(i64, AttrDef)>> {
+    let rows = sqlx::query("SELECT * FROM attribute_defs ORDER BY id").fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|r| {
             let kind: String = r.try_get("kind")?;

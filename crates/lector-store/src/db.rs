@@ -38,9 +38,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(StoreError::Other(format!(
-                "unsupported database URL '{url}': use sqlite://PATH or postgres://USER@HOST/DB"
-            )));
+            return Err(StoreError::Other(format!("unsupported database URL '{url}': use sqlite://PATH or postgres://USER@HOST/DB")));
         };
         let url = match backend {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
@@ -65,9 +63,7 @@ impl Store {
             .connect_with(options)
             .await?;
         if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         Ok(Store { pool, backend })
     }
@@ -149,10 +145,7 @@ pub(crate) struct Sql {
 
 impl Sql {
     pub fn new(text: &str) -> Self {
-        Sql {
-            text: text.to_string(),
-            params: Vec::new(),
-        }
+        Sql { text: text.to_string(), params: Vec::new() }
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {
@@ -169,19 +162,14 @@ impl Sql {
 
     /// The same parameters under other text (a count and a page over one filter).
     pub fn with_text(&self, text: &str) -> Sql {
-        Sql {
-            text: text.to_string(),
-            params: self.params.clone(),
-        }
+        Sql { text: text.to_string(), params: self.params.clone() }
     }
 
     pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
-        self.params
-            .iter()
-            .fold(sqlx::query(&self.text), |q, p| match p {
-                Param::Int(v) => q.bind(*v),
-                Param::Text(v) => q.bind(v.clone()),
-            })
+        self.params.iter().fold(sqlx::query(&self.text), |q, p| match p {
+            Param::Int(v) => q.bind(*v),
+            Param::Text(v) => q.bind(v.clone()),
+        })
     }
 }
 

@@ -27,19 +27,11 @@ pub struct Actor {
 
 impl Actor {
     pub fn user(id: i64, name: &str, origin: &str) -> Self {
-        Self {
-            user_id: Some(id),
-            name: name.to_string(),
-            origin: origin.to_string(),
-        }
+        Self { user_id: Some(id), name: name.to_string(), origin: origin.to_string() }
     }
 
     pub fn system(name: &str) -> Self {
-        Self {
-            user_id: None,
-            name: name.to_string(),
-            origin: name.to_string(),
-        }
+        Self { user_id: None, name: name.to_string(), origin: name.to_string() }
     }
 }
 
@@ -89,7 +81,5 @@ impl<T> Page<T> {
 
 /// The current time as stored: UTC, RFC 3339 with milliseconds, so text order is time order.
 pub fn now_text() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }

@@ -134,11 +134,7 @@ fn parse_enum<T>(v: String, parse: fn(&str) -> Result<T, Msg>) -> Result<T> {
 }
 
 fn category_ref(row: &AnyRow) -> Result<CategoryRef> {
-    Ok(CategoryRef {
-        code: row.try_get("category_code")?,
-        name_zh: row.try_get("category_zh")?,
-        name_en: row.try_get("category_en")?,
-    })
+    Ok(CategoryRef { code: row.try_get("category_code")?, name_zh: row.try_get("category_zh")?, name_en: row.try_get("category_en")? })
 }
 
 fn summary(row: &AnyRow) -> Result<ReaderSummary> {
@@ -174,39 +170,23 @@ fn duplicate_card(card: &str) -> StoreError {
 }
 
 impl Store {
-    async fn resolve(
-        &self,
-        tx: &mut Tx,
-        input: &ReaderInput,
-        reader_id: Option<i64>,
-        current_category: Option<i64>,
-    ) -> Result<Resolved> {
+    async fn resolve(&self, tx: &mut Tx, input: &ReaderInput, reader_id: Option<i64>, current_category: Option<i64>) -> Result<Resolved> {
         let mut errs = FieldErrors::default();
-        let row = sqlx::query("SELECT id, active FROM categories WHERE code = $1")
-            .bind(input.category.clone())
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, active FROM categories WHERE code = $1").bind(input.category.clone()).fetch_optional(&mut **tx).await?;
         let category_id = match row {
-            Some(r) if flag(&r, "active")? || current_category == Some(r.try_get("id")?) => {
-                r.try_get("id")?
-            }
+            Some(r) if flag(&r, "active")? || current_category == Some(r.try_get("id")?) => r.try_get("id")?,
             Some(_) => {
                 errs.push(
                     "category",
-                    Msg::new(
-                        format!("读者类型“{}”已停用", input.category),
-                        format!("category '{}' is retired", input.category),
-                    ),
+                    Msg::new(format!("读者类型“{}”已停用", input.category), format!("category '{}' is retired", input.category)),
                 );
                 0
             }
             None => {
                 errs.push(
                     "category",
-                    Msg::new(
-                        format!("没有读者类型“{}”", input.category),
-                        format!("no reader category '{}'", input.category),
-                    ),
+                    Msg::new(format!("没有读者类型“{}”", input.category), format!("no reader category '{}'", input.category)),
                 );
                 0
             }
@@ -221,13 +201,7 @@ impl Store {
                 match row {
                     Some(r) => Some(r.try_get("id")?),
                     None => {
-                        errs.push(
-                            "owner",
-                            Msg::new(
-                                format!("没有在职馆员“{name}”"),
-                                format!("no active staff member '{name}'"),
-                            ),
-                        );
+                        errs.push("owner", Msg::new(format!("没有在职馆员“{name}”"), format!("no active staff member '{name}'")));
                         None
                     }
                 }
@@ -235,21 +209,12 @@ impl Store {
         };
         let mut attributes = Vec::new();
         if !input.attributes.is_empty() {
-            let defs: HashMap<String, (i64, AttrDef)> = crate::config::attribute_defs_in(tx)
-                .await?
-                .into_iter()
-                .map(|(id, d)| (d.code.clone(), (id, d)))
-                .collect();
+            let defs: HashMap<String, (i64, AttrDef)> =
+                crate::config::attribute_defs_in(tx).await?.into_iter().map(|(id, d)| (d.code.clone(), (id, d))).collect();
             for (code, raw) in &input.attributes {
                 let field = format!("attributes.{code}");
                 let Some((id, def)) = defs.get(code) else {
-                    errs.push(
-                        field,
-                        Msg::new(
-                            format!("没有自定义属性“{code}”"),
-                            format!("no custom attribute '{code}'"),
-                        ),
-                    );
+                    errs.push(field, Msg::new(format!("没有自定义属性“{code}”"), format!("no custom attribute '{code}'")));
                     continue;
                 };
                 let Some(values) = errs.take(&field, def.parse_values(raw)) else {
@@ -269,10 +234,7 @@ impl Store {
                                 field.clone(),
                                 Msg::new(
                                     format!("“{}”的值“{v}”已被读者 {card} 使用", def.label_zh),
-                                    format!(
-                                        "'{}' value '{v}' is already used by reader {card}",
-                                        def.label_en
-                                    ),
+                                    format!("'{}' value '{v}' is already used by reader {card}", def.label_en),
                                 ),
                             );
                         }
@@ -281,32 +243,12 @@ impl Store {
                 attributes.push((*id, def.clone(), values));
             }
         }
-        errs.finish(|| Resolved {
-            category_id,
-            owner_id,
-            attributes,
-        })
-        .map_err(StoreError::Invalid)
+        errs.finish(|| Resolved { category_id, owner_id, attributes }).map_err(StoreError::Invalid)
     }
 
-    async fn write_children(
-        &self,
-        tx: &mut Tx,
-        id: i64,
-        input: &ReaderInput,
-        resolved: &Resolved,
-    ) -> Result<()> {
-        for table in [
-            "reader_contacts",
-            "reader_related",
-            "reader_tags",
-            "reader_attributes",
-            "reader_search_keys",
-        ] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE reader_id = $1"))
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+    async fn write_children(&self, tx: &mut Tx, id: i64, input: &ReaderInput, resolved: &Resolved) -> Result<()> {
+        for table in ["reader_contacts", "reader_related", "reader_tags", "reader_attributes", "reader_search_keys"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE reader_id = $1")).bind(id).execute(&mut **tx).await?;
         }
         for (i, c) in input.contacts.iter().enumerate() {
             sqlx::query("INSERT INTO reader_contacts (reader_id, kind, value, lookup, is_primary, verified, position) VALUES ($1, $2, $3, $4, $5, $6, $7)")
@@ -332,11 +274,7 @@ impl Store {
                 .await?;
         }
         for t in &input.tags {
-            sqlx::query("INSERT INTO reader_tags (reader_id, tag) VALUES ($1, $2)")
-                .bind(id)
-                .bind(t.clone())
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query("INSERT INTO reader_tags (reader_id, tag) VALUES ($1, $2)").bind(id).bind(t.clone()).execute(&mut **tx).await?;
         }
         let mut keys = search_keys(input.name.as_str());
         for (attr_id, def, values) in &resolved.attributes {
@@ -354,11 +292,7 @@ impl Store {
             }
         }
         for k in keys {
-            sqlx::query("INSERT INTO reader_search_keys (key, reader_id) VALUES ($1, $2)")
-                .bind(k)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query("INSERT INTO reader_search_keys (key, reader_id) VALUES ($1, $2)").bind(k).bind(id).execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -392,9 +326,7 @@ impl Store {
         .await;
         let id: i64 = match inserted {
             Ok(r) => r.try_get("id")?,
-            Err(e) if is_unique_violation(&e) => {
-                return Err(duplicate_card(input.card_no.as_str()))
-            }
+            Err(e) if is_unique_violation(&e) => return Err(duplicate_card(input.card_no.as_str())),
             Err(e) => return Err(e.into()),
         };
         self.write_children(&mut tx, id, input, &resolved).await?;
@@ -419,26 +351,15 @@ impl Store {
     /// Replaces a reader's record if it is still at `expected_version`; otherwise nothing is
     /// written and the caller gets a conflict naming the current version.
     #[tracing::instrument(skip(self, input))]
-    pub async fn update_reader(
-        &self,
-        actor: &Actor,
-        id: i64,
-        expected_version: i64,
-        input: &ReaderInput,
-    ) -> Result<ReaderRecord> {
+    pub async fn update_reader(&self, actor: &Actor, id: i64, expected_version: i64, input: &ReaderInput) -> Result<ReaderRecord> {
         let mut tx = self.begin().await?;
         let before = load_reader(&mut tx, id).await?;
         if before.version != expected_version {
             return Err(stale(before.version, expected_version));
         }
-        let current_category: i64 = sqlx::query("SELECT category_id FROM readers WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("category_id")?;
-        let resolved = self
-            .resolve(&mut tx, input, Some(id), Some(current_category))
-            .await?;
+        let current_category: i64 =
+            sqlx::query("SELECT category_id FROM readers WHERE id = $1").bind(id).fetch_one(&mut *tx).await?.try_get("category_id")?;
+        let resolved = self.resolve(&mut tx, input, Some(id), Some(current_category)).await?;
         let py = pinyin_of(input.name.as_str());
         let updated = sqlx::query(
             "UPDATE readers SET card_no = $1, name = $2, pinyin = $3, initials = $4, gender = $5, birth_date = $6, category_id = $7, affiliation = $8,
@@ -466,9 +387,7 @@ impl Store {
         match updated {
             Ok(r) if r.rows_affected() == 1 => {}
             Ok(_) => return Err(stale(before.version + 1, expected_version)),
-            Err(e) if is_unique_violation(&e) => {
-                return Err(duplicate_card(input.card_no.as_str()))
-            }
+            Err(e) if is_unique_violation(&e) => return Err(duplicate_card(input.card_no.as_str())),
             Err(e) => return Err(e.into()),
         }
         self.write_children(&mut tx, id, input, &resolved).await?;
@@ -491,21 +410,13 @@ impl Store {
     }
 
     /// Deletes a reader (and its contacts, tags …), keeping the full record in the audit log.
-    pub async fn delete_reader(
-        &self,
-        actor: &Actor,
-        id: i64,
-        expected_version: Option<i64>,
-    ) -> Result<()> {
+    pub async fn delete_reader(&self, actor: &Actor, id: i64, expected_version: Option<i64>) -> Result<()> {
         let mut tx = self.begin().await?;
         let before = load_reader(&mut tx, id).await?;
         if let Some(v) = expected_version.filter(|v| *v != before.version) {
             return Err(stale(before.version, v));
         }
-        sqlx::query("DELETE FROM readers WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM readers WHERE id = $1").bind(id).execute(&mut *tx).await?;
         audit::record(
             &mut tx,
             actor,
@@ -549,10 +460,7 @@ impl Store {
             filter.push(")");
         }
         if let Some(c) = q.category.as_deref().filter(|s| !s.is_empty()) {
-            filter
-                .push(" AND r.category_id = (SELECT id FROM categories WHERE code = ")
-                .bind(c)
-                .push(")");
+            filter.push(" AND r.category_id = (SELECT id FROM categories WHERE code = ").bind(c).push(")");
         }
         if let Some(a) = q.affiliation.as_deref().filter(|s| !s.is_empty()) {
             filter.push(" AND r.affiliation = ").bind(a);
@@ -561,27 +469,13 @@ impl Store {
             filter.push(" AND r.status = ").bind(s.code());
         }
         if let Some(o) = q.owner.as_deref().filter(|s| !s.is_empty()) {
-            filter
-                .push(" AND r.owner_id = (SELECT id FROM users WHERE username = ")
-                .bind(o.to_lowercase())
-                .push(")");
+            filter.push(" AND r.owner_id = (SELECT id FROM users WHERE username = ").bind(o.to_lowercase()).push(")");
         }
         if let Some(t) = q.tag.as_deref().filter(|s| !s.is_empty()) {
-            filter
-                .push(" AND r.id IN (SELECT reader_id FROM reader_tags WHERE tag = ")
-                .bind(t)
-                .push(")");
+            filter.push(" AND r.id IN (SELECT reader_id FROM reader_tags WHERE tag = ").bind(t).push(")");
         }
-        let sort = q.sort.unwrap_or(if q.q.is_some() {
-            ReaderSort::Name
-        } else {
-            ReaderSort::Updated
-        });
-        let desc = if q.sort.is_none() && sort == ReaderSort::Updated {
-            true
-        } else {
-            q.desc
-        };
+        let sort = q.sort.unwrap_or(if q.q.is_some() { ReaderSort::Name } else { ReaderSort::Updated });
+        let desc = if q.sort.is_none() && sort == ReaderSort::Updated { true } else { q.desc };
         let dir = if desc { "DESC" } else { "ASC" };
         let order = match sort {
             ReaderSort::Name => format!("r.pinyin {dir}, r.id {dir}"),
@@ -615,94 +509,49 @@ impl Store {
                 s.push(") AS c");
                 s
             };
-            if counted > 0
-                && probe
-                    .query()
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get::<i64, _>("n")?
-                    >= SEARCH_CANDIDATE_CAP
-            {
+            if counted > 0 && probe.query().fetch_one(&self.pool).await?.try_get::<i64, _>("n")? >= SEARCH_CANDIDATE_CAP {
                 capped = true;
             }
         }
-        Ok(Page {
-            items,
-            total: counted.min(COUNT_CAP),
-            total_capped: capped,
-            page,
-            per_page,
-        })
+        Ok(Page { items, total: counted.min(COUNT_CAP), total_capped: capped, page, per_page })
     }
 
     /// Counts for the home dashboard: readers in all, by status and by category.
     pub async fn reader_stats(&self) -> Result<ReaderStats> {
-        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM readers")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
-        let by_status = sqlx::query("SELECT status, COUNT(*) AS n FROM readers GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM readers").fetch_one(&self.pool).await?.try_get("n")?;
+        let by_status = sqlx::query("SELECT status, COUNT(*) AS n FROM readers GROUP BY status").fetch_all(&self.pool).await?;
         let by_category = sqlx::query(
             "SELECT c.code AS category_code, c.name_zh AS category_zh, c.name_en AS category_en, COUNT(r.id) AS n
              FROM categories c LEFT JOIN readers r ON r.category_id = c.id GROUP BY c.code, c.name_zh, c.name_en, c.sort_order ORDER BY c.sort_order",
         )
         .fetch_all(&self.pool)
         .await?;
-        let week_ago = (chrono::Utc::now() - chrono::Duration::days(7))
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
-        let new_this_week: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'reader.create' AND at >= $1",
-        )
-        .bind(week_ago)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("n")?;
+        let week_ago = (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let new_this_week: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'reader.create' AND at >= $1")
+            .bind(week_ago)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
         Ok(ReaderStats {
             total,
             new_this_week,
             by_status: by_status
                 .iter()
-                .map(|r| {
-                    Ok((
-                        parse_enum(r.try_get("status")?, ReaderStatus::parse)?,
-                        r.try_get("n")?,
-                    ))
-                })
+                .map(|r| Ok((parse_enum(r.try_get("status")?, ReaderStatus::parse)?, r.try_get("n")?)))
                 .collect::<Result<_>>()?,
-            by_category: by_category
-                .iter()
-                .map(|r| Ok((category_ref(r)?, r.try_get("n")?)))
-                .collect::<Result<_>>()?,
+            by_category: by_category.iter().map(|r| Ok((category_ref(r)?, r.try_get("n")?))).collect::<Result<_>>()?,
         })
     }
 
     /// Inserts many readers in one transaction with a single audit entry (demo data, bulk
     /// loads). Every input has been parsed; references are resolved once per batch.
-    pub async fn bulk_create_readers(
-        &self,
-        actor: &Actor,
-        inputs: &[ReaderInput],
-        created_at: &str,
-    ) -> Result<usize> {
+    pub async fn bulk_create_readers(&self, actor: &Actor, inputs: &[ReaderInput], created_at: &str) -> Result<usize> {
         if inputs.is_empty() {
             return Ok(0);
         }
         // Read before the transaction takes a connection (and, on SQLite, the write lock).
-        let categories: HashMap<String, i64> = self
-            .categories()
-            .await?
-            .into_iter()
-            .map(|c| (c.code, c.id))
-            .collect();
-        let users: HashMap<String, i64> = self
-            .users()
-            .await?
-            .into_iter()
-            .map(|u| (u.username, u.id))
-            .collect();
+        let categories: HashMap<String, i64> = self.categories().await?.into_iter().map(|c| (c.code, c.id)).collect();
+        let users: HashMap<String, i64> = self.users().await?.into_iter().map(|u| (u.username, u.id)).collect();
         let mut tx = self.begin().await?;
         let mut ids: HashMap<String, i64> = HashMap::with_capacity(inputs.len());
         for chunk in inputs.chunks(rows_per_insert(16)) {
@@ -711,10 +560,7 @@ impl Store {
                 let category = *categories.get(&r.category).ok_or_else(|| {
                     StoreError::invalid(
                         "category",
-                        Msg::new(
-                            format!("没有读者类型“{}”", r.category),
-                            format!("no reader category '{}'", r.category),
-                        ),
+                        Msg::new(format!("没有读者类型“{}”", r.category), format!("no reader category '{}'", r.category)),
                     )
                 })?;
                 let owner = r.owner.as_ref().and_then(|o| users.get(o).copied());
@@ -821,33 +667,19 @@ impl Store {
         for chunk in tags.chunks(rows_per_insert(2)) {
             let mut sql = Sql::new("INSERT INTO reader_tags (reader_id, tag) VALUES ");
             for (i, (id, t)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(*id)
-                    .push(", ")
-                    .bind(t.as_str())
-                    .push(")");
+                sql.push(if i == 0 { "(" } else { ", (" }).bind(*id).push(", ").bind(t.as_str()).push(")");
             }
             sql.query().execute(&mut *tx).await?;
         }
         for chunk in keys.chunks(rows_per_insert(2)) {
             let mut sql = Sql::new("INSERT INTO reader_search_keys (key, reader_id) VALUES ");
             for (i, (id, k)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(k.as_str())
-                    .push(", ")
-                    .bind(*id)
-                    .push(")");
+                sql.push(if i == 0 { "(" } else { ", (" }).bind(k.as_str()).push(", ").bind(*id).push(")");
             }
             sql.query().execute(&mut *tx).await?;
         }
-        let first = inputs
-            .first()
-            .map(|r| r.card_no.as_str())
-            .unwrap_or_default();
-        let last = inputs
-            .last()
-            .map(|r| r.card_no.as_str())
-            .unwrap_or_default();
+        let first = inputs.first().map(|r| r.card_no.as_str()).unwrap_or_default();
+        let last = inputs.last().map(|r| r.card_no.as_str()).unwrap_or_default();
         audit::record(
             &mut tx,
             actor,
@@ -878,16 +710,14 @@ fn rows_per_insert(params: usize) -> usize {
 fn candidates(sql: &mut Sql, term: &SearchTerm) {
     let cap = SEARCH_CANDIDATE_CAP;
     let key_range = |sql: &mut Sql, prefix: &str| {
-        sql.push("SELECT reader_id FROM (SELECT reader_id FROM reader_search_keys WHERE key >= ")
-            .bind(prefix);
+        sql.push("SELECT reader_id FROM (SELECT reader_id FROM reader_search_keys WHERE key >= ").bind(prefix);
         if let Some(hi) = prefix_upper_bound(prefix) {
             sql.push(" AND key < ").bind(hi);
         }
         sql.push(&format!(" ORDER BY key LIMIT {cap}) AS k"));
     };
     let card_range = |sql: &mut Sql, prefix: &str| {
-        sql.push("SELECT id FROM (SELECT id FROM readers WHERE card_no >= ")
-            .bind(prefix);
+        sql.push("SELECT id FROM (SELECT id FROM readers WHERE card_no >= ").bind(prefix);
         if let Some(hi) = prefix_upper_bound(prefix) {
             sql.push(" AND card_no < ").bind(hi);
         }
@@ -896,14 +726,11 @@ fn candidates(sql: &mut Sql, term: &SearchTerm) {
     match term {
         SearchTerm::Pinyin(p) | SearchTerm::Name(p) => key_range(sql, p),
         SearchTerm::Email(e) => {
-            sql.push("SELECT reader_id FROM reader_contacts WHERE lookup = ")
-                .bind(e.as_str());
+            sql.push("SELECT reader_id FROM reader_contacts WHERE lookup = ").bind(e.as_str());
         }
         SearchTerm::Number(n) => {
             card_range(sql, n);
-            sql.push(" UNION SELECT reader_id FROM reader_contacts WHERE lookup = ")
-                .bind(n.as_str())
-                .push(" UNION ");
+            sql.push(" UNION SELECT reader_id FROM reader_contacts WHERE lookup = ").bind(n.as_str()).push(" UNION ");
             key_range(sql, n);
         }
         SearchTerm::Card(c) => {
@@ -950,7 +777,14 @@ async fn load_reader(conn: &mut sqlx::AnyConnection, id: i64) -> Result<ReaderRe
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|r| Ok(Related { name: r.try_get("name")?, relation: r.try_get("relation")?, phone: r.try_get("phone")?, email: r.try_get("email")? }))
+        .map(|r| {
+            Ok(Related {
+                name: r.try_get("name")?,
+                relation: r.try_get("relation")?,
+                phone: r.try_get("phone")?,
+                email: r.try_get("email")?,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let tags = sqlx::query("SELECT tag FROM reader_tags WHERE reader_id = $1 ORDER BY tag")
         .bind(id)

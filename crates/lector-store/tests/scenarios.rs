@@ -9,9 +9,7 @@ use lector_store::auth::{Login, NewUser, User};
 use lector_store::config::{NamedInput, NewAttribute};
 use lector_store::domain::attribute::AttrInput;
 use lector_store::domain::contact::ContactKind;
-use lector_store::domain::reader::{
-    ContactDraft, Gender, ReaderDraft, ReaderInput, ReaderStatus, RelatedDraft,
-};
+use lector_store::domain::reader::{ContactDraft, Gender, ReaderDraft, ReaderInput, ReaderStatus, RelatedDraft};
 use lector_store::domain::role::Role;
 use lector_store::domain::search::SearchTerm;
 use lector_store::domain::FieldErrors;
@@ -57,33 +55,19 @@ fn actor() -> Actor {
 }
 
 fn draft(card: &str, name: &str) -> ReaderDraft {
-    ReaderDraft {
-        card_no: card.into(),
-        name: name.into(),
-        category: "undergraduate".into(),
-        ..Default::default()
-    }
+    ReaderDraft { card_no: card.into(), name: name.into(), category: "undergraduate".into(), ..Default::default() }
 }
 
 fn email(v: &str) -> ContactDraft {
-    ContactDraft {
-        kind: "email".into(),
-        value: v.into(),
-        ..Default::default()
-    }
+    ContactDraft { kind: "email".into(), value: v.into(), ..Default::default() }
 }
 
 fn mobile(v: &str) -> ContactDraft {
-    ContactDraft {
-        kind: "mobile".into(),
-        value: v.into(),
-        ..Default::default()
-    }
+    ContactDraft { kind: "mobile".into(), value: v.into(), ..Default::default() }
 }
 
 fn input(d: &ReaderDraft) -> ReaderInput {
-    d.parse(today())
-        .unwrap_or_else(|e| panic!("draft {} does not parse: {e}", d.card_no))
+    d.parse(today()).unwrap_or_else(|e| panic!("draft {} does not parse: {e}", d.card_no))
 }
 
 async fn staff(store: &Store, username: &str, role: Role) -> User {
@@ -103,52 +87,23 @@ async fn staff(store: &Store, username: &str, role: Role) -> User {
 }
 
 fn query(q: &str) -> ReaderQuery {
-    ReaderQuery {
-        q: SearchTerm::parse(q),
-        page: 1,
-        per_page: 100,
-        ..Default::default()
-    }
+    ReaderQuery { q: SearchTerm::parse(q), page: 1, per_page: 100, ..Default::default() }
 }
 
 async fn find(store: &Store, q: ReaderQuery) -> Vec<ReaderSummary> {
-    store
-        .readers(&q)
-        .await
-        .unwrap_or_else(|e| panic!("search {q:?}: {e}"))
-        .items
+    store.readers(&q).await.unwrap_or_else(|e| panic!("search {q:?}: {e}")).items
 }
 
 async fn names(store: &Store, q: &str) -> Vec<String> {
-    find(store, query(q))
-        .await
-        .into_iter()
-        .map(|r| r.name)
-        .collect()
+    find(store, query(q)).await.into_iter().map(|r| r.name).collect()
 }
 
 async fn reader_count(store: &Store) -> i64 {
-    store
-        .readers(&ReaderQuery {
-            page: 1,
-            per_page: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .total
+    store.readers(&ReaderQuery { page: 1, per_page: 1, ..Default::default() }).await.unwrap().total
 }
 
 async fn audit_count(store: &Store) -> i64 {
-    store
-        .audit_log(&AuditQuery {
-            page: 1,
-            per_page: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .total
+    store.audit_log(&AuditQuery { page: 1, per_page: 1, ..Default::default() }).await.unwrap().total
 }
 
 #[track_caller]
@@ -193,41 +148,18 @@ mod scenario {
         again.migrate().await.expect("third migration run");
         store.migrate().await.expect("migrate on the first store");
         again.close().await;
-        let applied = common::raw_count(
-            "SELECT COUNT(*) FROM schema_migrations WHERE version >= $1",
-            0,
-        )
-        .await;
+        let applied = common::raw_count("SELECT COUNT(*) FROM schema_migrations WHERE version >= $1", 0).await;
         assert_eq!(applied, 1, "each migration is recorded once");
 
-        let codes: Vec<String> = store
-            .categories()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.code)
-            .collect();
-        assert_eq!(
-            codes,
-            [
-                "undergraduate",
-                "graduate",
-                "doctoral",
-                "faculty",
-                "staff",
-                "external"
-            ]
-        );
+        let codes: Vec<String> = store.categories().await.unwrap().into_iter().map(|c| c.code).collect();
+        assert_eq!(codes, ["undergraduate", "graduate", "doctoral", "faculty", "staff", "external"]);
         let categories = store.categories().await.unwrap();
         assert!(categories.iter().all(|c| c.active));
         assert_eq!(categories[0].name_zh, "本科生");
         assert_eq!(categories[5].name_en, "External reader");
         store.ping().await.unwrap();
         // Seeding did not run twice.
-        assert_eq!(
-            common::raw_count("SELECT COUNT(*) FROM categories WHERE id > $1", 0).await,
-            6
-        );
+        assert_eq!(common::raw_count("SELECT COUNT(*) FROM categories WHERE id > $1", 0).await, 6);
     }
 
     // 2 ----------------------------------------------------------------------------------------
@@ -247,18 +179,8 @@ mod scenario {
             contacts: vec![
                 email("Zhang.XM@PKU.edu.cn"),
                 mobile("+86 138-0013-8000"),
-                ContactDraft {
-                    kind: "mobile".into(),
-                    value: "13912345678".into(),
-                    primary: true,
-                    verified: true,
-                },
-                ContactDraft {
-                    kind: "qq".into(),
-                    value: "12345678".into(),
-                    primary: false,
-                    verified: true,
-                },
+                ContactDraft { kind: "mobile".into(), value: "13912345678".into(), primary: true, verified: true },
+                ContactDraft { kind: "qq".into(), value: "12345678".into(), primary: false, verified: true },
             ],
             related: vec![
                 RelatedDraft {
@@ -267,22 +189,14 @@ mod scenario {
                     phone: Some("010-62751234".into()),
                     email: Some("Wang@PKU.edu.cn".into()),
                 },
-                RelatedDraft {
-                    name: "张父".into(),
-                    relation: "父亲".into(),
-                    phone: None,
-                    email: None,
-                },
+                RelatedDraft { name: "张父".into(), relation: "父亲".into(), phone: None, email: None },
             ],
             tags: vec!["新生".into(), "研究生会".into(), "新生".into()],
             owner: Some("LI.NA".into()),
             notes: Some("第一行\n第二行".into()),
             ..Default::default()
         };
-        let created = store
-            .create_reader(&actor(), &input(&d))
-            .await
-            .expect("create");
+        let created = store.create_reader(&actor(), &input(&d)).await.expect("create");
 
         assert!(created.id > 0);
         assert_eq!(created.card_no, "R2024001");
@@ -297,11 +211,8 @@ mod scenario {
         assert_eq!(created.status, ReaderStatus::Suspended);
         assert_eq!(created.enrolled_on.as_deref(), Some("2024-09-01"));
         assert_eq!(created.expires_on.as_deref(), Some("2027-07-01"));
-        let contacts: Vec<(ContactKind, &str, bool, bool)> = created
-            .contacts
-            .iter()
-            .map(|c| (c.kind, c.value.as_str(), c.primary, c.verified))
-            .collect();
+        let contacts: Vec<(ContactKind, &str, bool, bool)> =
+            created.contacts.iter().map(|c| (c.kind, c.value.as_str(), c.primary, c.verified)).collect();
         assert_eq!(
             contacts,
             [
@@ -318,31 +229,21 @@ mod scenario {
         assert_eq!(created.related[0].email.as_deref(), Some("wang@pku.edu.cn"));
         assert_eq!(created.related[1].name, "张父");
         assert_eq!(created.related[1].phone, None);
-        assert_eq!(
-            created.tags.iter().cloned().collect::<BTreeSet<_>>(),
-            set(["新生", "研究生会"])
-        );
+        assert_eq!(created.tags.iter().cloned().collect::<BTreeSet<_>>(), set(["新生", "研究生会"]));
         assert_eq!(created.tags.len(), 2);
         assert!(created.attributes.is_empty());
         assert_eq!(created.owner.as_deref(), Some("li.na"));
         assert_eq!(created.notes.as_deref(), Some("第一行\n第二行"));
         assert_eq!(created.version, 1);
         assert_eq!(created.created_at, created.updated_at);
-        assert!(
-            created.created_at.ends_with('Z') && created.created_at.len() == 24,
-            "{}",
-            created.created_at
-        );
+        assert!(created.created_at.ends_with('Z') && created.created_at.len() == 24, "{}", created.created_at);
 
         assert_eq!(store.reader(created.id).await.unwrap(), created);
         assert_eq!(store.reader_by_card("R2024001").await.unwrap(), created);
         not_found(store.reader(created.id + 1000).await);
         not_found(store.reader_by_card("R2024002").await);
 
-        let trail = store
-            .audit_trail("reader", &created.id.to_string())
-            .await
-            .unwrap();
+        let trail = store.audit_trail("reader", &created.id.to_string()).await.unwrap();
         assert_eq!(trail.len(), 1, "{trail:?}");
         let entry = &trail[0];
         assert_eq!(entry.action, "reader.create");
@@ -356,22 +257,11 @@ mod scenario {
         assert!(entry.summary.contains("R2024001"));
 
         // A second, minimal reader: every optional field comes back empty.
-        let plain = store
-            .create_reader(&actor(), &input(&draft("R2024002", "Anna Smith")))
-            .await
-            .unwrap();
+        let plain = store.create_reader(&actor(), &input(&draft("R2024002", "Anna Smith"))).await.unwrap();
         assert_eq!(plain.pinyin, "annasmith");
         assert_eq!(plain.initials, "as");
-        assert_eq!(
-            (plain.gender, plain.status),
-            (Gender::Unknown, ReaderStatus::Active)
-        );
-        assert!(
-            plain.birth_date.is_none()
-                && plain.affiliation.is_none()
-                && plain.owner.is_none()
-                && plain.notes.is_none()
-        );
+        assert_eq!((plain.gender, plain.status), (Gender::Unknown, ReaderStatus::Active));
+        assert!(plain.birth_date.is_none() && plain.affiliation.is_none() && plain.owner.is_none() && plain.notes.is_none());
         assert!(plain.contacts.is_empty() && plain.related.is_empty() && plain.tags.is_empty());
         assert_eq!(store.reader(plain.id).await.unwrap(), plain);
     }
@@ -391,33 +281,17 @@ mod scenario {
 
         assert_eq!(reader_count(&store).await, readers, "no reader written");
         assert_eq!(audit_count(&store).await, audits, "no audit row written");
-        assert!(
-            names(&store, "zh@x.cn").await.is_empty(),
-            "no contact of the rejected reader"
-        );
-        assert!(
-            names(&store, "赵宏").await.is_empty(),
-            "no search key of the rejected reader"
-        );
+        assert!(names(&store, "zh@x.cn").await.is_empty(), "no contact of the rejected reader");
+        assert!(names(&store, "赵宏").await.is_empty(), "no search key of the rejected reader");
         assert_eq!(store.reader(a.id).await.unwrap(), a);
 
         // Renaming another reader's card onto an existing one is a conflict too.
-        let b = store
-            .create_reader(&actor(), &input(&draft("S200", "赵宏")))
-            .await
-            .unwrap();
-        let msg = conflict(
-            store
-                .update_reader(&actor(), b.id, b.version, &input(&draft("S100", "赵宏")))
-                .await,
-        );
+        let b = store.create_reader(&actor(), &input(&draft("S200", "赵宏"))).await.unwrap();
+        let msg = conflict(store.update_reader(&actor(), b.id, b.version, &input(&draft("S100", "赵宏"))).await);
         assert!(msg.contains("S100"), "{msg}");
         assert_eq!(store.reader(b.id).await.unwrap(), b);
         // And the store still works after the failed statements.
-        store
-            .create_reader(&actor(), &input(&draft("S300", "张辉")))
-            .await
-            .unwrap();
+        store.create_reader(&actor(), &input(&draft("S300", "张辉"))).await.unwrap();
         assert_eq!(reader_count(&store).await, readers + 2);
     }
 
@@ -432,10 +306,7 @@ mod scenario {
         d.affiliation = Some("化学学院".into());
         d.notes = Some("转专业".into());
         d.tags.push("转专业".into());
-        let v2 = store
-            .update_reader(&actor(), v1.id, 1, &input(&d))
-            .await
-            .expect("update at the current version");
+        let v2 = store.update_reader(&actor(), v1.id, 1, &input(&d)).await.expect("update at the current version");
         assert_eq!(v2.version, 2);
         assert_eq!(v2.affiliation.as_deref(), Some("化学学院"));
         assert_eq!(v2.notes.as_deref(), Some("转专业"));
@@ -444,10 +315,7 @@ mod scenario {
         assert_eq!(v2.contacts, v1.contacts);
         assert_eq!(store.reader(v1.id).await.unwrap(), v2);
 
-        let trail = store
-            .audit_trail("reader", &v1.id.to_string())
-            .await
-            .unwrap();
+        let trail = store.audit_trail("reader", &v1.id.to_string()).await.unwrap();
         let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["reader.create", "reader.update"]);
         let update: &AuditEntry = &trail[1];
@@ -459,49 +327,21 @@ mod scenario {
         // Stale: based on version 1, but the record is at 2.
         let mut stale = d.clone();
         stale.name = "张辉辉".into();
-        let msg = conflict(
-            store
-                .update_reader(&actor(), v1.id, 1, &input(&stale))
-                .await,
-        );
+        let msg = conflict(store.update_reader(&actor(), v1.id, 1, &input(&stale)).await);
         assert!(msg.contains("version 2"), "{msg}");
         assert_eq!(store.reader(v1.id).await.unwrap(), v2, "record unchanged");
-        assert_eq!(
-            store
-                .audit_trail("reader", &v1.id.to_string())
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(store.audit_trail("reader", &v1.id.to_string()).await.unwrap().len(), 2);
         assert!(names(&store, "张辉辉").await.is_empty());
         // A version from the future is stale as well.
-        conflict(
-            store
-                .update_reader(&actor(), v1.id, 3, &input(&stale))
-                .await,
-        );
-        not_found(
-            store
-                .update_reader(&actor(), v1.id + 99, 1, &input(&stale))
-                .await,
-        );
+        conflict(store.update_reader(&actor(), v1.id, 3, &input(&stale)).await);
+        not_found(store.update_reader(&actor(), v1.id + 99, 1, &input(&stale)).await);
 
         // A rename re-derives pinyin and search keys.
-        let v3 = store
-            .update_reader(&actor(), v1.id, 2, &input(&stale))
-            .await
-            .unwrap();
-        assert_eq!(
-            (v3.version, v3.pinyin.as_str(), v3.initials.as_str()),
-            (3, "zhanghuihui", "zhh")
-        );
+        let v3 = store.update_reader(&actor(), v1.id, 2, &input(&stale)).await.unwrap();
+        assert_eq!((v3.version, v3.pinyin.as_str(), v3.initials.as_str()), (3, "zhanghuihui", "zhh"));
         assert_eq!(names(&store, "zhh").await, ["张辉辉"]);
         assert_eq!(names(&store, "辉辉").await, ["张辉辉"]);
-        let trail = store
-            .audit_trail("reader", &v1.id.to_string())
-            .await
-            .unwrap();
+        let trail = store.audit_trail("reader", &v1.id.to_string()).await.unwrap();
         assert_eq!(trail[2].changed_fields(), ["initials", "name", "pinyin"]);
     }
 
@@ -510,15 +350,10 @@ mod scenario {
         let mut d = draft("X1", "王芳");
         d.category = "alien".into();
         d.owner = Some("nobody".into());
-        d.attributes
-            .insert("nosuch".into(), AttrInput::One("x".into()));
+        d.attributes.insert("nosuch".into(), AttrInput::One("x".into()));
         let audits = audit_count(&store).await;
         let errs = invalid(store.create_reader(&actor(), &input(&d)).await);
-        assert_eq!(
-            field_names(&errs),
-            set(["attributes.nosuch", "category", "owner"]),
-            "{errs}"
-        );
+        assert_eq!(field_names(&errs), set(["attributes.nosuch", "category", "owner"]), "{errs}");
         assert!(errs.get("category").unwrap().en.contains("alien"));
         assert!(errs.get("owner").unwrap().en.contains("nobody"));
         assert_eq!(reader_count(&store).await, 0);
@@ -526,56 +361,24 @@ mod scenario {
 
         // A disabled user cannot own readers.
         let gone = staff(&store, "gone", Role::Librarian).await;
-        store
-            .set_user_active(&actor(), gone.id, false)
-            .await
-            .unwrap();
+        store.set_user_active(&actor(), gone.id, false).await.unwrap();
         let mut d = draft("X1", "王芳");
         d.owner = Some("gone".into());
-        assert_eq!(
-            field_names(&invalid(store.create_reader(&actor(), &input(&d)).await)),
-            set(["owner"])
-        );
+        assert_eq!(field_names(&invalid(store.create_reader(&actor(), &input(&d)).await)), set(["owner"]));
 
         // A retired category is refused for new readers but kept by the readers already in it.
-        let ok = store
-            .create_reader(&actor(), &input(&draft("X2", "赵宏")))
-            .await
-            .unwrap();
-        let undergrad = store
-            .categories()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|c| c.code == "undergraduate")
-            .unwrap();
-        store
-            .set_category_active(&actor(), undergrad.id, false)
-            .await
-            .unwrap();
-        assert_eq!(
-            field_names(&invalid(
-                store
-                    .create_reader(&actor(), &input(&draft("X3", "张辉")))
-                    .await
-            )),
-            set(["category"])
-        );
+        let ok = store.create_reader(&actor(), &input(&draft("X2", "赵宏"))).await.unwrap();
+        let undergrad = store.categories().await.unwrap().into_iter().find(|c| c.code == "undergraduate").unwrap();
+        store.set_category_active(&actor(), undergrad.id, false).await.unwrap();
+        assert_eq!(field_names(&invalid(store.create_reader(&actor(), &input(&draft("X3", "张辉"))).await)), set(["category"]));
         let mut renamed = draft("X2", "赵宏伟");
-        let v2 = store
-            .update_reader(&actor(), ok.id, 1, &input(&renamed))
-            .await
-            .expect("kept category");
+        let v2 = store.update_reader(&actor(), ok.id, 1, &input(&renamed)).await.expect("kept category");
         assert_eq!(v2.category.code, "undergraduate");
 
         // Invalid references on update write nothing.
         renamed.category = "alien".into();
         renamed.owner = Some("nobody".into());
-        let errs = invalid(
-            store
-                .update_reader(&actor(), ok.id, 2, &input(&renamed))
-                .await,
-        );
+        let errs = invalid(store.update_reader(&actor(), ok.id, 2, &input(&renamed)).await);
         assert_eq!(field_names(&errs), set(["category", "owner"]));
         assert_eq!(store.reader(ok.id).await.unwrap(), v2);
         assert_eq!(reader_count(&store).await, 1);
@@ -593,79 +396,28 @@ mod scenario {
             unique: false,
             searchable: false,
         };
+        store.create_attribute(&actor(), &NewAttribute { unique: true, searchable: true, ..new("student_no", "text") }).await.unwrap();
         store
-            .create_attribute(
-                &actor(),
-                &NewAttribute {
-                    unique: true,
-                    searchable: true,
-                    ..new("student_no", "text")
-                },
-            )
+            .create_attribute(&actor(), &NewAttribute { choices: vec!["本部".into(), "医学部".into()], ..new("campus", "choice") })
             .await
             .unwrap();
-        store
-            .create_attribute(
-                &actor(),
-                &NewAttribute {
-                    choices: vec!["本部".into(), "医学部".into()],
-                    ..new("campus", "choice")
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .create_attribute(
-                &actor(),
-                &NewAttribute {
-                    repeatable: true,
-                    ..new("research", "text")
-                },
-            )
-            .await
-            .unwrap();
-        conflict(
-            store
-                .create_attribute(&actor(), &new("campus", "text"))
-                .await,
-        );
-        assert_eq!(
-            field_names(&invalid(
-                store
-                    .create_attribute(&actor(), &new("empty_choice", "choice"))
-                    .await
-            )),
-            set(["choices"])
-        );
+        store.create_attribute(&actor(), &NewAttribute { repeatable: true, ..new("research", "text") }).await.unwrap();
+        conflict(store.create_attribute(&actor(), &new("campus", "text")).await);
+        assert_eq!(field_names(&invalid(store.create_attribute(&actor(), &new("empty_choice", "choice")).await)), set(["choices"]));
         let defs = store.attribute_defs().await.unwrap();
         assert_eq!(defs.len(), 3);
         let student_no = &defs.iter().find(|(_, d)| d.code == "student_no").unwrap().1;
         assert!(student_no.unique && student_no.searchable && !student_no.repeatable);
-        assert_eq!(
-            defs.iter()
-                .find(|(_, d)| d.code == "campus")
-                .unwrap()
-                .1
-                .choices,
-            ["本部", "医学部"]
-        );
+        assert_eq!(defs.iter().find(|(_, d)| d.code == "campus").unwrap().1.choices, ["本部", "医学部"]);
 
         let mut a = draft("A1", "王芳");
-        a.attributes
-            .insert("student_no".into(), AttrInput::One("XS2024-77".into()));
-        a.attributes
-            .insert("campus".into(), AttrInput::One("医学部".into()));
-        a.attributes.insert(
-            "research".into(),
-            AttrInput::Many(vec!["信息检索".into(), "数据挖掘".into()]),
-        );
+        a.attributes.insert("student_no".into(), AttrInput::One("XS2024-77".into()));
+        a.attributes.insert("campus".into(), AttrInput::One("医学部".into()));
+        a.attributes.insert("research".into(), AttrInput::Many(vec!["信息检索".into(), "数据挖掘".into()]));
         let ra = store.create_reader(&actor(), &input(&a)).await.unwrap();
         let expected: BTreeMap<String, Vec<String>> = [
             ("campus".to_string(), vec!["医学部".to_string()]),
-            (
-                "research".to_string(),
-                vec!["信息检索".to_string(), "数据挖掘".to_string()],
-            ),
+            ("research".to_string(), vec!["信息检索".to_string(), "数据挖掘".to_string()]),
             ("student_no".to_string(), vec!["XS2024-77".to_string()]),
         ]
         .into();
@@ -673,66 +425,38 @@ mod scenario {
         assert_eq!(store.reader(ra.id).await.unwrap().attributes, expected);
 
         // Saving the same reader again keeps its own unique value.
-        let ra2 = store
-            .update_reader(&actor(), ra.id, 1, &input(&a))
-            .await
-            .expect("own unique value");
+        let ra2 = store.update_reader(&actor(), ra.id, 1, &input(&a)).await.expect("own unique value");
         assert_eq!(ra2.attributes, expected);
 
         // Another reader with the same unique value.
         let mut b = draft("B1", "赵宏");
-        b.attributes
-            .insert("student_no".into(), AttrInput::One("XS2024-77".into()));
+        b.attributes.insert("student_no".into(), AttrInput::One("XS2024-77".into()));
         let errs = invalid(store.create_reader(&actor(), &input(&b)).await);
         assert_eq!(field_names(&errs), set(["attributes.student_no"]));
-        assert!(
-            errs.get("attributes.student_no").unwrap().en.contains("A1"),
-            "{errs}"
-        );
+        assert!(errs.get("attributes.student_no").unwrap().en.contains("A1"), "{errs}");
         assert_eq!(reader_count(&store).await, 1);
 
         // Kind rules: a choice outside its list, several values for a single-valued attribute.
         let mut c = draft("C1", "张辉");
-        c.attributes
-            .insert("campus".into(), AttrInput::One("工学部".into()));
-        c.attributes.insert(
-            "student_no".into(),
-            AttrInput::Many(vec!["X1".into(), "X2".into()]),
-        );
+        c.attributes.insert("campus".into(), AttrInput::One("工学部".into()));
+        c.attributes.insert("student_no".into(), AttrInput::Many(vec!["X1".into(), "X2".into()]));
         let errs = invalid(store.create_reader(&actor(), &input(&c)).await);
-        assert_eq!(
-            field_names(&errs),
-            set(["attributes.campus", "attributes.student_no"])
-        );
+        assert_eq!(field_names(&errs), set(["attributes.campus", "attributes.student_no"]));
 
         // A distinct value is fine; the unique value can move once its holder lets go of it.
-        b.attributes
-            .insert("student_no".into(), AttrInput::One("XS2024-78".into()));
+        b.attributes.insert("student_no".into(), AttrInput::One("XS2024-78".into()));
         let rb = store.create_reader(&actor(), &input(&b)).await.unwrap();
         a.attributes.remove("student_no");
-        store
-            .update_reader(&actor(), ra.id, 2, &input(&a))
-            .await
-            .unwrap();
+        store.update_reader(&actor(), ra.id, 2, &input(&a)).await.unwrap();
         let mut b2 = b.clone();
-        b2.attributes
-            .insert("student_no".into(), AttrInput::One("XS2024-77".into()));
-        store
-            .update_reader(&actor(), rb.id, 1, &input(&b2))
-            .await
-            .expect("value released by A1");
+        b2.attributes.insert("student_no".into(), AttrInput::One("XS2024-77".into()));
+        store.update_reader(&actor(), rb.id, 1, &input(&b2)).await.expect("value released by A1");
 
         // Searchable values are found; others are not.
         assert_eq!(names(&store, "XS2024-77").await, ["赵宏"]);
         assert_eq!(names(&store, "xs2024").await, ["赵宏"]);
-        assert!(
-            names(&store, "XS2024-78").await.is_empty(),
-            "old value no longer indexed"
-        );
-        assert!(
-            names(&store, "数据挖掘").await.is_empty(),
-            "research is not searchable"
-        );
+        assert!(names(&store, "XS2024-78").await.is_empty(), "old value no longer indexed");
+        assert!(names(&store, "数据挖掘").await.is_empty(), "research is not searchable");
     }
 
     // 7 ----------------------------------------------------------------------------------------
@@ -750,11 +474,7 @@ mod scenario {
         zh.category = "graduate".into();
         zh.affiliation = Some("物理学院".into());
         zh.tags = vec!["志愿者".into()];
-        zh.contacts = vec![ContactDraft {
-            kind: "phone".into(),
-            value: "010-6275 1234".into(),
-            ..Default::default()
-        }];
+        zh.contacts = vec![ContactDraft { kind: "phone".into(), value: "010-6275 1234".into(), ..Default::default() }];
         specials.push(zh);
         let mut hong = draft("T1001", "赵宏");
         hong.category = "faculty".into();
@@ -774,15 +494,8 @@ mod scenario {
         let given = ["伟", "静", "磊", "洋", "丽"];
         let mut fillers = Vec::new();
         for i in 0..45 {
-            let mut d = draft(
-                &format!("2023{i:04}"),
-                &format!("{}{}", surnames[i % 10], given[i / 10 % 5]),
-            );
-            d.category = if i % 3 == 0 {
-                "graduate".into()
-            } else {
-                "undergraduate".into()
-            };
+            let mut d = draft(&format!("2023{i:04}"), &format!("{}{}", surnames[i % 10], given[i / 10 % 5]));
+            d.category = if i % 3 == 0 { "graduate".into() } else { "undergraduate".into() };
             d.contacts = vec![email(&format!("f{i}@example.cn"))];
             if i % 5 == 0 {
                 d.tags = vec!["志愿者".into()];
@@ -798,11 +511,7 @@ mod scenario {
         assert_eq!(names(&store, "zhanghui").await, ["张辉"]);
         assert_eq!(names(&store, "Zhang Hui").await, ["张辉"]);
         assert_eq!(names(&store, "zxm").await, ["张晓明"]);
-        assert_eq!(
-            names(&store, "zh").await,
-            ["张辉", "张晓明", "赵宏"],
-            "by pinyin: zhanghui, zhangxiaoming, zhaohong"
-        );
+        assert_eq!(names(&store, "zh").await, ["张辉", "张晓明", "赵宏"], "by pinyin: zhanghui, zhangxiaoming, zhaohong");
         assert_eq!(names(&store, "zhang").await, ["张辉", "张晓明"]);
         assert_eq!(names(&store, "晓明").await, ["张晓明"]);
         assert_eq!(names(&store, "明").await, ["欧阳明月", "张晓明"]);
@@ -812,15 +521,8 @@ mod scenario {
         assert!(names(&store, "明日").await.is_empty());
 
         // Card number prefixes: letters and digits, and digits only.
-        let cards: Vec<String> = find(&store, query("s2024"))
-            .await
-            .into_iter()
-            .map(|r| r.card_no)
-            .collect();
-        assert_eq!(
-            cards.iter().cloned().collect::<BTreeSet<_>>(),
-            set(["S2024001", "S2024002", "S2024003"])
-        );
+        let cards: Vec<String> = find(&store, query("s2024")).await.into_iter().map(|r| r.card_no).collect();
+        assert_eq!(cards.iter().cloned().collect::<BTreeSet<_>>(), set(["S2024001", "S2024002", "S2024003"]));
         assert_eq!(names(&store, "T1001").await, ["赵宏"]);
         let page = store.readers(&query("2023")).await.unwrap();
         assert_eq!(page.total, 45);
@@ -829,25 +531,15 @@ mod scenario {
 
         // Contacts: exact email (any case), mobile and phone with separators.
         assert_eq!(names(&store, "ZHANG.xm@PKU.EDU.CN").await, ["张晓明"]);
-        assert!(
-            names(&store, "zhang.xm@pku").await.is_empty(),
-            "email is exact"
-        );
+        assert!(names(&store, "zhang.xm@pku").await.is_empty(), "email is exact");
         assert_eq!(names(&store, "138-0013-8000").await, ["张晓明"]);
         assert_eq!(names(&store, "+86 138 0013 8000").await, ["张晓明"]);
         assert_eq!(names(&store, "01062751234").await, ["张辉"]);
-        assert!(
-            names(&store, "1380013").await.is_empty(),
-            "phone numbers are exact"
-        );
+        assert!(names(&store, "1380013").await.is_empty(), "phone numbers are exact");
 
         // Filters, alone and with a search.
         let by = |f: fn(&mut ReaderQuery)| {
-            let mut q = ReaderQuery {
-                page: 1,
-                per_page: 100,
-                ..Default::default()
-            };
+            let mut q = ReaderQuery { page: 1, per_page: 100, ..Default::default() };
             f(&mut q);
             q
         };
@@ -855,131 +547,49 @@ mod scenario {
         assert_eq!(graduate.len(), 1 + 15, "张辉 and every third filler");
         assert!(graduate.iter().all(|r| r.category.code == "graduate"));
         let suspended = find(&store, by(|q| q.status = Some(ReaderStatus::Suspended))).await;
-        assert_eq!(
-            suspended
-                .iter()
-                .map(|r| r.name.as_str())
-                .collect::<Vec<_>>(),
-            ["赵宏"]
-        );
-        assert_eq!(
-            find(&store, by(|q| q.status = Some(ReaderStatus::Active)))
-                .await
-                .len(),
-            49
-        );
+        assert_eq!(suspended.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["赵宏"]);
+        assert_eq!(find(&store, by(|q| q.status = Some(ReaderStatus::Active))).await.len(), 49);
         let volunteers = find(&store, by(|q| q.tag = Some("志愿者".into()))).await;
         assert_eq!(volunteers.len(), 2 + 9);
-        let mine: BTreeSet<String> = find(&store, by(|q| q.owner = Some("LI.NA".into())))
-            .await
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
+        let mine: BTreeSet<String> = find(&store, by(|q| q.owner = Some("LI.NA".into()))).await.into_iter().map(|r| r.name).collect();
         assert_eq!(mine, set(["张晓明", "欧阳明月"]));
-        assert!(find(&store, by(|q| q.owner = Some("nobody".into())))
-            .await
-            .is_empty());
+        assert!(find(&store, by(|q| q.owner = Some("nobody".into()))).await.is_empty());
         let dept: BTreeSet<String> =
-            find(&store, by(|q| q.affiliation = Some("信息管理系".into())))
-                .await
-                .into_iter()
-                .map(|r| r.name)
-                .collect();
+            find(&store, by(|q| q.affiliation = Some("信息管理系".into()))).await.into_iter().map(|r| r.name).collect();
         assert_eq!(dept, set(["张晓明", "王芳"]));
         let mut q = query("zh");
         q.category = Some("graduate".into());
-        assert_eq!(
-            find(&store, q)
-                .await
-                .iter()
-                .map(|r| r.name.as_str())
-                .collect::<Vec<_>>(),
-            ["张辉"]
-        );
+        assert_eq!(find(&store, q).await.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["张辉"]);
         let mut q = query("zh");
         q.tag = Some("新生".into());
         q.status = Some(ReaderStatus::Active);
-        assert_eq!(
-            find(&store, q)
-                .await
-                .iter()
-                .map(|r| r.name.as_str())
-                .collect::<Vec<_>>(),
-            ["张晓明"]
-        );
-        assert!(find(&store, by(|q| q.category = Some("nosuch".into())))
-            .await
-            .is_empty());
+        assert_eq!(find(&store, q).await.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["张晓明"]);
+        assert!(find(&store, by(|q| q.category = Some("nosuch".into()))).await.is_empty());
 
         // Sort orders.
         let sorted = |sort: ReaderSort, desc: bool| {
             let store = store.clone();
-            async move {
-                find(
-                    &store,
-                    ReaderQuery {
-                        sort: Some(sort),
-                        desc,
-                        page: 1,
-                        per_page: 100,
-                        ..Default::default()
-                    },
-                )
-                .await
-            }
+            async move { find(&store, ReaderQuery { sort: Some(sort), desc, page: 1, per_page: 100, ..Default::default() }).await }
         };
-        let by_card: Vec<String> = sorted(ReaderSort::CardNo, false)
-            .await
-            .into_iter()
-            .map(|r| r.card_no)
-            .collect();
+        let by_card: Vec<String> = sorted(ReaderSort::CardNo, false).await.into_iter().map(|r| r.card_no).collect();
         let mut expected = by_card.clone();
         expected.sort();
         assert_eq!(by_card, expected);
-        assert_eq!(
-            (by_card[0].as_str(), by_card[49].as_str()),
-            ("20230000", "T1001")
-        );
-        let mut by_card_desc: Vec<String> = sorted(ReaderSort::CardNo, true)
-            .await
-            .into_iter()
-            .map(|r| r.card_no)
-            .collect();
+        assert_eq!((by_card[0].as_str(), by_card[49].as_str()), ("20230000", "T1001"));
+        let mut by_card_desc: Vec<String> = sorted(ReaderSort::CardNo, true).await.into_iter().map(|r| r.card_no).collect();
         by_card_desc.reverse();
         assert_eq!(by_card_desc, by_card);
-        let by_name: Vec<String> = sorted(ReaderSort::Name, false)
-            .await
-            .into_iter()
-            .map(|r| r.pinyin)
-            .collect();
+        let by_name: Vec<String> = sorted(ReaderSort::Name, false).await.into_iter().map(|r| r.pinyin).collect();
         assert!(by_name.windows(2).all(|w| w[0] <= w[1]), "{by_name:?}");
         assert_eq!(by_name.last().map(String::as_str), Some("zhaohong"));
-        let created: Vec<i64> = sorted(ReaderSort::Created, false)
-            .await
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let created: Vec<i64> = sorted(ReaderSort::Created, false).await.into_iter().map(|r| r.id).collect();
         assert!(created.windows(2).all(|w| w[0] < w[1]));
-        let created_desc: Vec<i64> = sorted(ReaderSort::Created, true)
-            .await
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let created_desc: Vec<i64> = sorted(ReaderSort::Created, true).await.into_iter().map(|r| r.id).collect();
         assert!(created_desc.windows(2).all(|w| w[0] > w[1]));
         // A list without a search shows the most recently updated first.
-        let recent = find(
-            &store,
-            ReaderQuery {
-                page: 1,
-                per_page: 5,
-                ..Default::default()
-            },
-        )
-        .await;
+        let recent = find(&store, ReaderQuery { page: 1, per_page: 5, ..Default::default() }).await;
         assert_eq!(recent[0].card_no, "20230044");
-        assert!(recent
-            .windows(2)
-            .all(|w| w[0].updated_at >= w[1].updated_at));
+        assert!(recent.windows(2).all(|w| w[0].updated_at >= w[1].updated_at));
 
         // Paging: disjoint pages, right totals, a short last page.
         let page = |n: i64| {
@@ -993,34 +603,17 @@ mod scenario {
             }
         };
         let (p1, p2, p3, p4) = (page(1).await, page(2).await, page(3).await, page(4).await);
-        assert_eq!(
-            (
-                p1.items.len(),
-                p2.items.len(),
-                p3.items.len(),
-                p4.items.len()
-            ),
-            (20, 20, 5, 0)
-        );
+        assert_eq!((p1.items.len(), p2.items.len(), p3.items.len(), p4.items.len()), (20, 20, 5, 0));
         assert_eq!((p1.total, p2.total, p3.total), (45, 45, 45));
         assert!(!p1.total_capped);
         assert_eq!(p1.pages(), 3);
-        let ids = |p: &lector_store::Page<ReaderSummary>| {
-            p.items.iter().map(|r| r.id).collect::<BTreeSet<_>>()
-        };
+        let ids = |p: &lector_store::Page<ReaderSummary>| p.items.iter().map(|r| r.id).collect::<BTreeSet<_>>();
         assert!(ids(&p1).is_disjoint(&ids(&p2)) && ids(&p2).is_disjoint(&ids(&p3)));
         assert_eq!(ids(&p1).len() + ids(&p2).len() + ids(&p3).len(), 45);
         assert_eq!(p1.items[0].card_no, "20230000");
         assert_eq!(p2.items[0].card_no, "20230020");
         assert_eq!(p3.items[4].card_no, "20230044");
-        let all = store
-            .readers(&ReaderQuery {
-                page: 3,
-                per_page: 20,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let all = store.readers(&ReaderQuery { page: 3, per_page: 20, ..Default::default() }).await.unwrap();
         assert_eq!((all.items.len(), all.total), (10, 50));
     }
 
@@ -1044,32 +637,17 @@ mod scenario {
             .unwrap();
         let mut d = draft("D1", "王芳");
         d.contacts = vec![email("del@x.cn"), mobile("13700000001")];
-        d.related = vec![RelatedDraft {
-            name: "王父".into(),
-            relation: "父亲".into(),
-            ..Default::default()
-        }];
+        d.related = vec![RelatedDraft { name: "王父".into(), relation: "父亲".into(), ..Default::default() }];
         d.tags = vec!["待删".into()];
-        d.attributes
-            .insert("student_no".into(), AttrInput::One("XS1".into()));
+        d.attributes.insert("student_no".into(), AttrInput::One("XS1".into()));
         let r = store.create_reader(&actor(), &input(&d)).await.unwrap();
-        let keep = store
-            .create_reader(&actor(), &input(&draft("D2", "王芳芳")))
-            .await
-            .unwrap();
+        let keep = store.create_reader(&actor(), &input(&draft("D2", "王芳芳"))).await.unwrap();
 
         let msg = conflict(store.delete_reader(&actor(), r.id, Some(7)).await);
         assert!(msg.contains("version 1"), "{msg}");
-        assert_eq!(
-            store.reader(r.id).await.unwrap(),
-            r,
-            "a stale delete deletes nothing"
-        );
+        assert_eq!(store.reader(r.id).await.unwrap(), r, "a stale delete deletes nothing");
 
-        store
-            .delete_reader(&actor(), r.id, Some(1))
-            .await
-            .expect("delete");
+        store.delete_reader(&actor(), r.id, Some(1)).await.expect("delete");
         not_found(store.reader(r.id).await);
         not_found(store.reader_by_card("D1").await);
         not_found(store.delete_reader(&actor(), r.id, None).await);
@@ -1077,35 +655,19 @@ mod scenario {
         assert!(names(&store, "del@x.cn").await.is_empty());
         assert!(names(&store, "13700000001").await.is_empty());
         assert_eq!(names(&store, "王芳").await, ["王芳芳"]);
-        for table in [
-            "reader_contacts",
-            "reader_related",
-            "reader_tags",
-            "reader_attributes",
-            "reader_search_keys",
-        ] {
-            let left = common::raw_count(
-                &format!("SELECT COUNT(*) FROM {table} WHERE reader_id = $1"),
-                r.id,
-            )
-            .await;
+        for table in ["reader_contacts", "reader_related", "reader_tags", "reader_attributes", "reader_search_keys"] {
+            let left = common::raw_count(&format!("SELECT COUNT(*) FROM {table} WHERE reader_id = $1"), r.id).await;
             assert_eq!(left, 0, "{table} rows left behind");
         }
         // The unique value and the contact are free for a new reader, found alone.
-        let again = store
-            .create_reader(&actor(), &input(&d))
-            .await
-            .expect("same card, email and student number again");
+        let again = store.create_reader(&actor(), &input(&d)).await.expect("same card, email and student number again");
         assert_ne!(again.id, r.id);
         let found = store.readers(&query("del@x.cn")).await.unwrap();
         assert_eq!(found.total, 1);
         assert_eq!(found.items[0].id, again.id);
         assert_eq!(names(&store, "XS1").await, ["王芳"]);
 
-        let trail = store
-            .audit_trail("reader", &r.id.to_string())
-            .await
-            .unwrap();
+        let trail = store.audit_trail("reader", &r.id.to_string()).await.unwrap();
         let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["reader.create", "reader.delete"]);
         let before = trail[1].before.as_ref().expect("before kept");
@@ -1129,103 +691,40 @@ mod scenario {
             department: department.map(String::from),
             password: pw.into(),
         };
-        let lina = store
-            .create_user(&actor(), new("Li.Na", Role::Librarian, None))
-            .await
-            .unwrap();
-        assert_eq!(
-            (
-                lina.username.as_str(),
-                lina.display_name.as_str(),
-                lina.active
-            ),
-            ("li.na", "李娜", true)
-        );
+        let lina = store.create_user(&actor(), new("Li.Na", Role::Librarian, None)).await.unwrap();
+        assert_eq!((lina.username.as_str(), lina.display_name.as_str(), lina.active), ("li.na", "李娜", true));
         assert!(lina.last_login_at.is_none());
         let pool = common::raw_pool().await;
-        let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-            .bind(lina.id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let hash: String =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1").bind(lina.id).fetch_one(&pool).await.unwrap();
         pool.close().await;
         assert!(hash.starts_with("$argon2id$"), "{hash}");
         assert!(!hash.contains(pw));
-        let trail = store
-            .audit_trail("user", &lina.id.to_string())
-            .await
-            .unwrap();
+        let trail = store.audit_trail("user", &lina.id.to_string()).await.unwrap();
         assert_eq!(trail[0].action, "user.create");
-        assert!(
-            !trail[0]
-                .after
-                .as_ref()
-                .unwrap()
-                .to_string()
-                .contains("argon2"),
-            "no hash in the audit log"
-        );
+        assert!(!trail[0].after.as_ref().unwrap().to_string().contains("argon2"), "no hash in the audit log");
 
-        let msg = conflict(
-            store
-                .create_user(&actor(), new("LI.NA", Role::Admin, None))
-                .await,
-        );
+        let msg = conflict(store.create_user(&actor(), new("LI.NA", Role::Admin, None)).await);
         assert!(msg.contains("li.na"), "{msg}");
+        assert_eq!(field_names(&invalid(store.create_user(&actor(), new("dept", Role::Department, None)).await)), set(["department"]));
         assert_eq!(
-            field_names(&invalid(
-                store
-                    .create_user(&actor(), new("dept", Role::Department, None))
-                    .await
-            )),
+            field_names(&invalid(store.create_user(&actor(), new("dept", Role::Department, Some("nosuch"))).await)),
             set(["department"])
         );
-        assert_eq!(
-            field_names(&invalid(
-                store
-                    .create_user(&actor(), new("dept", Role::Department, Some("nosuch")))
-                    .await
-            )),
-            set(["department"])
-        );
-        assert_eq!(
-            field_names(&invalid(
-                store
-                    .create_user(&actor(), new("x", Role::Librarian, None))
-                    .await
-            )),
-            set(["username"])
-        );
+        assert_eq!(field_names(&invalid(store.create_user(&actor(), new("x", Role::Librarian, None)).await)), set(["username"]));
         let mut short = new("shorty", Role::Librarian, None);
         short.password = "short".into();
-        assert_eq!(
-            field_names(&invalid(store.create_user(&actor(), short).await)),
-            set(["password"])
-        );
-        assert_eq!(
-            store.users().await.unwrap().len(),
-            1,
-            "no rejected user written"
-        );
+        assert_eq!(field_names(&invalid(store.create_user(&actor(), short).await)), set(["password"]));
+        assert_eq!(store.users().await.unwrap().len(), 1, "no rejected user written");
         let circ = store
             .create_department(
                 &actor(),
-                &NamedInput {
-                    code: "circulation".into(),
-                    name_zh: "流通部".into(),
-                    name_en: "Circulation".into(),
-                },
+                &NamedInput { code: "circulation".into(), name_zh: "流通部".into(), name_en: "Circulation".into() },
             )
             .await
             .unwrap();
-        let dept = store
-            .create_user(&actor(), new("dept", Role::Department, Some("circulation")))
-            .await
-            .unwrap();
-        assert_eq!(
-            (dept.department_id, dept.department_code.as_deref()),
-            (Some(circ.id), Some("circulation"))
-        );
+        let dept = store.create_user(&actor(), new("dept", Role::Department, Some("circulation"))).await.unwrap();
+        assert_eq!((dept.department_id, dept.department_code.as_deref()), (Some(circ.id), Some("circulation")));
         assert_eq!(store.user_by_name(" DEPT ").await.unwrap(), dept);
 
         // Sign-in.
@@ -1236,95 +735,45 @@ mod scenario {
             }
             other => panic!("expected Ok, got {other:?}"),
         }
-        assert!(matches!(
-            store
-                .login("li.na", "wrong password!", "127.0.0.1")
-                .await
-                .unwrap(),
-            Login::BadCredentials
-        ));
-        assert!(matches!(
-            store.login("nobody", pw, "127.0.0.1").await.unwrap(),
-            Login::BadCredentials
-        ));
+        assert!(matches!(store.login("li.na", "wrong password!", "127.0.0.1").await.unwrap(), Login::BadCredentials));
+        assert!(matches!(store.login("nobody", pw, "127.0.0.1").await.unwrap(), Login::BadCredentials));
         let outcomes: Vec<String> = store
-            .audit_log(&AuditQuery {
-                action: Some("auth".into()),
-                page: 1,
-                per_page: 10,
-                ..Default::default()
-            })
+            .audit_log(&AuditQuery { action: Some("auth".into()), page: 1, per_page: 10, ..Default::default() })
             .await
             .unwrap()
             .items
             .into_iter()
             .map(|e| e.action)
             .collect();
-        assert_eq!(
-            outcomes,
-            ["auth.login_failed", "auth.login"],
-            "unknown users are not audited against an account"
-        );
+        assert_eq!(outcomes, ["auth.login_failed", "auth.login"], "unknown users are not audited against an account");
 
         // A success resets the failure count; five failures in a row lock even the right password out.
-        assert!(matches!(
-            store.login("li.na", pw, "x").await.unwrap(),
-            Login::Ok(_)
-        ));
+        assert!(matches!(store.login("li.na", pw, "x").await.unwrap(), Login::Ok(_)));
         for _ in 0..4 {
-            assert!(matches!(
-                store.login("li.na", "wrong password!", "x").await.unwrap(),
-                Login::BadCredentials
-            ));
+            assert!(matches!(store.login("li.na", "wrong password!", "x").await.unwrap(), Login::BadCredentials));
         }
-        assert!(matches!(
-            store.login("li.na", pw, "x").await.unwrap(),
-            Login::Ok(_)
-        ));
+        assert!(matches!(store.login("li.na", pw, "x").await.unwrap(), Login::Ok(_)));
         for i in 1..5 {
             let outcome = store.login("li.na", "wrong password!", "x").await.unwrap();
-            assert!(
-                matches!(outcome, Login::BadCredentials),
-                "failure {i}: {outcome:?}"
-            );
+            assert!(matches!(outcome, Login::BadCredentials), "failure {i}: {outcome:?}");
         }
         match store.login("li.na", "wrong password!", "x").await.unwrap() {
             Login::Locked { until } => assert!(until > lector_store::now_text(), "{until}"),
             other => panic!("fifth failure should lock, got {other:?}"),
         }
-        assert!(matches!(
-            store.login("li.na", pw, "x").await.unwrap(),
-            Login::Locked { .. }
-        ));
+        assert!(matches!(store.login("li.na", pw, "x").await.unwrap(), Login::Locked { .. }));
         assert_eq!(
             store
-                .audit_log(&AuditQuery {
-                    action: Some("auth.locked".into()),
-                    page: 1,
-                    per_page: 10,
-                    ..Default::default()
-                })
+                .audit_log(&AuditQuery { action: Some("auth.locked".into()), page: 1, per_page: 10, ..Default::default() })
                 .await
                 .unwrap()
                 .total,
             1
         );
         // An admin resetting the password unlocks.
-        store
-            .set_password(&actor(), lina.id, "another good password".into())
-            .await
-            .unwrap();
-        assert!(matches!(
-            store.login("li.na", pw, "x").await.unwrap(),
-            Login::BadCredentials
-        ));
-        assert!(matches!(
-            store
-                .login("li.na", "another good password", "x")
-                .await
-                .unwrap(),
-            Login::Ok(_)
-        ));
+        store.set_password(&actor(), lina.id, "another good password".into()).await.unwrap();
+        assert!(matches!(store.login("li.na", pw, "x").await.unwrap(), Login::BadCredentials));
+        assert!(matches!(store.login("li.na", "another good password", "x").await.unwrap(), Login::Ok(_)));
 
         // Sessions.
         let (token, csrf) = store.create_session(lina.id).await.unwrap();
@@ -1336,124 +785,54 @@ mod scenario {
         assert!(store.session_user("not-a-token").await.unwrap().is_none());
         store.end_session(&token).await.unwrap();
         assert!(store.session_user(&token).await.unwrap().is_none());
-        assert!(
-            store.session_user(&token2).await.unwrap().is_some(),
-            "other sessions live on"
-        );
+        assert!(store.session_user(&token2).await.unwrap().is_some(), "other sessions live on");
         let (dept_token, _) = store.create_session(dept.id).await.unwrap();
-        let disabled = store
-            .set_user_active(&actor(), lina.id, false)
-            .await
-            .unwrap();
+        let disabled = store.set_user_active(&actor(), lina.id, false).await.unwrap();
         assert!(!disabled.active);
-        assert!(
-            store.session_user(&token2).await.unwrap().is_none(),
-            "disabling ends sessions"
-        );
-        assert!(
-            store.session_user(&dept_token).await.unwrap().is_some(),
-            "only the disabled user's"
-        );
-        assert!(matches!(
-            store
-                .login("li.na", "another good password", "x")
-                .await
-                .unwrap(),
-            Login::BadCredentials
-        ));
-        store
-            .set_user_active(&actor(), lina.id, true)
-            .await
-            .unwrap();
-        assert!(
-            store.session_user(&token2).await.unwrap().is_none(),
-            "re-enabling revives nothing"
-        );
+        assert!(store.session_user(&token2).await.unwrap().is_none(), "disabling ends sessions");
+        assert!(store.session_user(&dept_token).await.unwrap().is_some(), "only the disabled user's");
+        assert!(matches!(store.login("li.na", "another good password", "x").await.unwrap(), Login::BadCredentials));
+        store.set_user_active(&actor(), lina.id, true).await.unwrap();
+        assert!(store.session_user(&token2).await.unwrap().is_none(), "re-enabling revives nothing");
 
         // API tokens.
-        let (tok, secret) = store
-            .create_token(&actor(), "LI.NA", " sync job ")
-            .await
-            .unwrap();
+        let (tok, secret) = store.create_token(&actor(), "LI.NA", " sync job ").await.unwrap();
         assert!(secret.starts_with("lec_") && secret.len() > 40, "{secret}");
-        assert_eq!(
-            (tok.username.as_str(), tok.name.as_str()),
-            ("li.na", "sync job")
-        );
+        assert_eq!((tok.username.as_str(), tok.name.as_str()), ("li.na", "sync job"));
         assert!(secret.starts_with(&tok.prefix) && tok.prefix.len() == 10);
         assert!(tok.last_used_at.is_none() && tok.revoked_at.is_none());
-        assert_eq!(
-            store.token_user(&secret).await.unwrap().map(|u| u.id),
-            Some(lina.id)
-        );
-        assert!(
-            store.tokens().await.unwrap()[0].last_used_at.is_some(),
-            "use is recorded"
-        );
+        assert_eq!(store.token_user(&secret).await.unwrap().map(|u| u.id), Some(lina.id));
+        assert!(store.tokens().await.unwrap()[0].last_used_at.is_some(), "use is recorded");
         assert!(store.token_user("lec_0000").await.unwrap().is_none());
-        assert_eq!(
-            field_names(&invalid(store.create_token(&actor(), "nobody", "x").await)),
-            set(["user"])
-        );
-        store
-            .set_user_active(&actor(), lina.id, false)
-            .await
-            .unwrap();
-        assert!(
-            store.token_user(&secret).await.unwrap().is_none(),
-            "a disabled user's token does not work"
-        );
-        store
-            .set_user_active(&actor(), lina.id, true)
-            .await
-            .unwrap();
+        assert_eq!(field_names(&invalid(store.create_token(&actor(), "nobody", "x").await)), set(["user"]));
+        store.set_user_active(&actor(), lina.id, false).await.unwrap();
+        assert!(store.token_user(&secret).await.unwrap().is_none(), "a disabled user's token does not work");
+        store.set_user_active(&actor(), lina.id, true).await.unwrap();
         assert!(store.token_user(&secret).await.unwrap().is_some());
         store.revoke_token(&actor(), tok.id).await.unwrap();
         assert!(store.token_user(&secret).await.unwrap().is_none());
         assert!(store.tokens().await.unwrap()[0].revoked_at.is_some());
         not_found(store.revoke_token(&actor(), tok.id).await);
         not_found(store.revoke_token(&actor(), tok.id + 100).await);
-        let actions: Vec<String> = store
-            .audit_trail("api_token", &tok.id.to_string())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.action)
-            .collect();
+        let actions: Vec<String> =
+            store.audit_trail("api_token", &tok.id.to_string()).await.unwrap().into_iter().map(|e| e.action).collect();
         assert_eq!(actions, ["token.create", "token.revoke"]);
     }
 
     // 10 ---------------------------------------------------------------------------------------
     pub async fn bulk_create_two_thousand_readers(store: Store) {
         staff(&store, "li.na", Role::Librarian).await;
-        let surnames = [
-            "李", "刘", "陈", "杨", "黄", "吴", "徐", "孙", "马", "胡", "郭", "何", "高", "林",
-            "罗",
-        ];
-        let given = [
-            "伟", "静", "磊", "洋", "丽", "强", "军", "敏", "杰", "娟", "涛", "超", "秀英", "桂兰",
-            "海燕",
-        ];
+        let surnames = ["李", "刘", "陈", "杨", "黄", "吴", "徐", "孙", "马", "胡", "郭", "何", "高", "林", "罗"];
+        let given = ["伟", "静", "磊", "洋", "丽", "强", "军", "敏", "杰", "娟", "涛", "超", "秀英", "桂兰", "海燕"];
         let inputs: Vec<ReaderInput> = (0..2000usize)
             .map(|i| {
-                let name = if i == 777 {
-                    "司马相如".to_string()
-                } else {
-                    format!("{}{}", surnames[i % 15], given[i / 15 % 15])
-                };
+                let name = if i == 777 { "司马相如".to_string() } else { format!("{}{}", surnames[i % 15], given[i / 15 % 15]) };
                 let mut d = draft(&format!("B{i:05}"), &name);
                 d.category = ["undergraduate", "graduate", "doctoral"][i % 3].into();
-                d.contacts = vec![
-                    email(&format!("b{i}@bulk.cn")),
-                    mobile(&format!("139{i:08}")),
-                ];
+                d.contacts = vec![email(&format!("b{i}@bulk.cn")), mobile(&format!("139{i:08}"))];
                 if i % 10 == 0 {
                     d.tags = vec!["批量".into()];
-                    d.related = vec![RelatedDraft {
-                        name: "家长".into(),
-                        relation: "父母".into(),
-                        ..Default::default()
-                    }];
+                    d.related = vec![RelatedDraft { name: "家长".into(), relation: "父母".into(), ..Default::default() }];
                 }
                 if i % 100 == 0 {
                     d.owner = Some("li.na".into());
@@ -1461,66 +840,25 @@ mod scenario {
                 input(&d)
             })
             .collect();
-        let n = store
-            .bulk_create_readers(&actor(), &inputs, "2025-01-01T00:00:00.000Z")
-            .await
-            .expect("bulk create");
+        let n = store.bulk_create_readers(&actor(), &inputs, "2025-01-01T00:00:00.000Z").await.expect("bulk create");
         assert_eq!(n, 2000);
         assert_eq!(reader_count(&store).await, 2000);
 
         let found = store.readers(&query("B1234@BULK.CN")).await.unwrap();
-        assert_eq!(
-            found
-                .items
-                .iter()
-                .map(|r| r.card_no.as_str())
-                .collect::<Vec<_>>(),
-            ["B01234"]
-        );
+        assert_eq!(found.items.iter().map(|r| r.card_no.as_str()).collect::<Vec<_>>(), ["B01234"]);
         assert_eq!(names(&store, "139-0000-1999").await.len(), 1);
         assert_eq!(names(&store, "simaxiangru").await, ["司马相如"]);
         assert_eq!(names(&store, "相如").await, ["司马相如"]);
         assert_eq!(store.readers(&query("B019")).await.unwrap().total, 100);
-        let tagged = store
-            .readers(&ReaderQuery {
-                tag: Some("批量".into()),
-                page: 1,
-                per_page: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let tagged = store.readers(&ReaderQuery { tag: Some("批量".into()), page: 1, per_page: 10, ..Default::default() }).await.unwrap();
         assert_eq!(tagged.total, 200);
-        let owned = store
-            .readers(&ReaderQuery {
-                owner: Some("li.na".into()),
-                page: 1,
-                per_page: 50,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let owned = store.readers(&ReaderQuery { owner: Some("li.na".into()), page: 1, per_page: 50, ..Default::default() }).await.unwrap();
         assert_eq!(owned.total, 20);
-        let doctoral = store
-            .readers(&ReaderQuery {
-                category: Some("doctoral".into()),
-                page: 1,
-                per_page: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let doctoral =
+            store.readers(&ReaderQuery { category: Some("doctoral".into()), page: 1, per_page: 10, ..Default::default() }).await.unwrap();
         assert_eq!(doctoral.total, 666);
         // Pinyin search across many readers: every 李 (i % 15 == 0) except none renamed.
-        let li = store
-            .readers(&ReaderQuery {
-                q: SearchTerm::parse("李"),
-                page: 1,
-                per_page: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let li = store.readers(&ReaderQuery { q: SearchTerm::parse("李"), page: 1, per_page: 10, ..Default::default() }).await.unwrap();
         assert_eq!(li.total, 2000 / 15 + 1);
 
         let full = store.reader_by_card("B00010").await.unwrap();
@@ -1529,34 +867,17 @@ mod scenario {
         assert_eq!(full.tags, ["批量"]);
         assert_eq!(full.created_at, "2025-01-01T00:00:00.000Z");
         assert_eq!(full.version, 1);
-        assert_eq!(
-            full.pinyin,
-            lector_store::domain::name::pinyin_of(&full.name).full
-        );
+        assert_eq!(full.pinyin, lector_store::domain::name::pinyin_of(&full.name).full);
 
         let bulk = store
-            .audit_log(&AuditQuery {
-                action: Some("reader.bulk_create".into()),
-                page: 1,
-                per_page: 10,
-                ..Default::default()
-            })
+            .audit_log(&AuditQuery { action: Some("reader.bulk_create".into()), page: 1, per_page: 10, ..Default::default() })
             .await
             .unwrap();
         assert_eq!(bulk.total, 1);
-        assert!(
-            bulk.items[0].summary.contains("2000"),
-            "{}",
-            bulk.items[0].summary
-        );
+        assert!(bulk.items[0].summary.contains("2000"), "{}", bulk.items[0].summary);
         assert_eq!(
             store
-                .audit_log(&AuditQuery {
-                    action: Some("reader.create".into()),
-                    page: 1,
-                    per_page: 1,
-                    ..Default::default()
-                })
+                .audit_log(&AuditQuery { action: Some("reader.create".into()), page: 1, per_page: 1, ..Default::default() })
                 .await
                 .unwrap()
                 .total,
@@ -1564,24 +885,11 @@ mod scenario {
         );
 
         // A batch with a card already taken writes nothing.
-        let clash = vec![
-            input(&draft("N00001", "新人")),
-            input(&draft("B00001", "重复")),
-        ];
-        conflict(
-            store
-                .bulk_create_readers(&actor(), &clash, "2025-01-02T00:00:00.000Z")
-                .await,
-        );
+        let clash = vec![input(&draft("N00001", "新人")), input(&draft("B00001", "重复"))];
+        conflict(store.bulk_create_readers(&actor(), &clash, "2025-01-02T00:00:00.000Z").await);
         assert_eq!(reader_count(&store).await, 2000);
         not_found(store.reader_by_card("N00001").await);
-        assert_eq!(
-            store
-                .bulk_create_readers(&actor(), &[], "2025-01-02T00:00:00.000Z")
-                .await
-                .unwrap(),
-            0
-        );
+        assert_eq!(store.bulk_create_readers(&actor(), &[], "2025-01-02T00:00:00.000Z").await.unwrap(), 0);
     }
 
     // 11 ---------------------------------------------------------------------------------------
@@ -1592,81 +900,40 @@ mod scenario {
         let as_bob = Actor::user(bob.id, "bob", "10.0.0.2");
         let mut ids = Vec::new();
         for (i, name) in ["张晓明", "张辉", "赵宏"].iter().enumerate() {
-            ids.push(
-                store
-                    .create_reader(&as_alice, &input(&draft(&format!("A{i}"), name)))
-                    .await
-                    .unwrap()
-                    .id,
-            );
+            ids.push(store.create_reader(&as_alice, &input(&draft(&format!("A{i}"), name))).await.unwrap().id);
         }
+        store.update_reader(&as_bob, ids[0], 1, &input(&draft("A0", "张晓明明"))).await.unwrap();
         store
-            .update_reader(&as_bob, ids[0], 1, &input(&draft("A0", "张晓明明")))
-            .await
-            .unwrap();
-        store
-            .create_department(
-                &as_bob,
-                &NamedInput {
-                    code: "ref".into(),
-                    name_zh: "参考咨询部".into(),
-                    name_en: "Reference".into(),
-                },
-            )
+            .create_department(&as_bob, &NamedInput { code: "ref".into(), name_zh: "参考咨询部".into(), name_en: "Reference".into() })
             .await
             .unwrap();
 
         let q = |f: fn(&mut AuditQuery)| {
             let store = store.clone();
             async move {
-                let mut q = AuditQuery {
-                    page: 1,
-                    per_page: 50,
-                    ..Default::default()
-                };
+                let mut q = AuditQuery { page: 1, per_page: 50, ..Default::default() };
                 f(&mut q);
                 store.audit_log(&q).await.unwrap()
             }
         };
         let everything = q(|_| {}).await;
         assert_eq!(everything.total, 2 + 3 + 1 + 1);
-        assert!(
-            everything.items.windows(2).all(|w| w[0].id > w[1].id),
-            "newest first"
-        );
+        assert!(everything.items.windows(2).all(|w| w[0].id > w[1].id), "newest first");
         assert_eq!(everything.items[0].action, "department.create");
 
         let by_alice = q(|q| q.actor = Some("alice".into())).await;
         assert_eq!(by_alice.total, 3);
-        assert!(by_alice.items.iter().all(|e| e.actor_id == Some(alice.id)
-            && e.origin == "10.0.0.1"
-            && e.action == "reader.create"));
+        assert!(by_alice.items.iter().all(|e| e.actor_id == Some(alice.id) && e.origin == "10.0.0.1" && e.action == "reader.create"));
         assert_eq!(q(|q| q.actor = Some("bob".into())).await.total, 2);
         assert_eq!(q(|q| q.actor = Some("test".into())).await.total, 2);
 
         let readers = q(|q| q.action = Some("reader".into())).await;
         assert_eq!(
-            readers
-                .items
-                .iter()
-                .map(|e| e.action.as_str())
-                .collect::<Vec<_>>(),
-            [
-                "reader.update",
-                "reader.create",
-                "reader.create",
-                "reader.create"
-            ]
+            readers.items.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["reader.update", "reader.create", "reader.create", "reader.create"]
         );
-        assert_eq!(
-            q(|q| q.action = Some("reader.update".into())).await.total,
-            1
-        );
-        assert_eq!(
-            q(|q| q.action = Some("read".into())).await.total,
-            0,
-            "prefixes match whole segments"
-        );
+        assert_eq!(q(|q| q.action = Some("reader.update".into())).await.total, 1);
+        assert_eq!(q(|q| q.action = Some("read".into())).await.total, 0, "prefixes match whole segments");
         assert_eq!(q(|q| q.action = Some("user".into())).await.total, 2);
         assert_eq!(q(|q| q.action = Some("department".into())).await.total, 1);
 
@@ -1681,14 +948,7 @@ mod scenario {
             })
             .await
             .unwrap();
-        assert_eq!(
-            about
-                .items
-                .iter()
-                .map(|e| e.action.as_str())
-                .collect::<Vec<_>>(),
-            ["reader.update", "reader.create"]
-        );
+        assert_eq!(about.items.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["reader.update", "reader.create"]);
         let combined = store
             .audit_log(&AuditQuery {
                 actor: Some("bob".into()),
@@ -1701,66 +961,25 @@ mod scenario {
             .await
             .unwrap();
         assert_eq!(combined.total, 1);
-        assert_eq!(
-            combined.items[0].changed_fields(),
-            ["initials", "name", "pinyin"]
-        );
+        assert_eq!(combined.items[0].changed_fields(), ["initials", "name", "pinyin"]);
 
-        assert_eq!(
-            q(|q| (q.from, q.to) = (Some("2000-01-01".into()), Some("2999-01-01".into())))
-                .await
-                .total,
-            7
-        );
+        assert_eq!(q(|q| (q.from, q.to) = (Some("2000-01-01".into()), Some("2999-01-01".into()))).await.total, 7);
         assert_eq!(q(|q| q.from = Some("2999-01-01".into())).await.total, 0);
         assert_eq!(q(|q| q.to = Some("2000-01-01".into())).await.total, 0);
 
         // Paging.
         let page = |n: i64| {
             let store = store.clone();
-            async move {
-                store
-                    .audit_log(&AuditQuery {
-                        page: n,
-                        per_page: 3,
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap()
-            }
+            async move { store.audit_log(&AuditQuery { page: n, per_page: 3, ..Default::default() }).await.unwrap() }
         };
         let (p1, p2, p3, p4) = (page(1).await, page(2).await, page(3).await, page(4).await);
-        assert_eq!(
-            (
-                p1.items.len(),
-                p2.items.len(),
-                p3.items.len(),
-                p4.items.len()
-            ),
-            (3, 3, 1, 0)
-        );
+        assert_eq!((p1.items.len(), p2.items.len(), p3.items.len(), p4.items.len()), (3, 3, 1, 0));
         assert_eq!((p1.total, p3.total, p1.pages()), (7, 7, 3));
-        let all: Vec<i64> = [&p1, &p2, &p3]
-            .iter()
-            .flat_map(|p| p.items.iter().map(|e| e.id))
-            .collect();
-        assert_eq!(
-            all,
-            everything.items.iter().map(|e| e.id).collect::<Vec<_>>()
-        );
+        let all: Vec<i64> = [&p1, &p2, &p3].iter().flat_map(|p| p.items.iter().map(|e| e.id)).collect();
+        assert_eq!(all, everything.items.iter().map(|e| e.id).collect::<Vec<_>>());
         // Out-of-range paging parameters are clamped.
-        let clamped = store
-            .audit_log(&AuditQuery {
-                page: 0,
-                per_page: 0,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            (clamped.page, clamped.per_page, clamped.items.len()),
-            (1, 1, 1)
-        );
+        let clamped = store.audit_log(&AuditQuery { page: 0, per_page: 0, ..Default::default() }).await.unwrap();
+        assert_eq!((clamped.page, clamped.per_page, clamped.items.len()), (1, 1, 1));
     }
 
     // 12 ---------------------------------------------------------------------------------------
@@ -1781,10 +1000,7 @@ mod scenario {
             )
             .await
             .unwrap();
-        let base = store
-            .create_reader(&actor(), &input(&draft("C0", "张晓明")))
-            .await
-            .unwrap();
+        let base = store.create_reader(&actor(), &input(&draft("C0", "张晓明"))).await.unwrap();
 
         // Eight editors save the same version at once: one wins, seven are told to reload.
         let mut tasks = Vec::new();
@@ -1792,9 +1008,7 @@ mod scenario {
             let store = store.clone();
             let mut d = draft("C0", "张晓明");
             d.notes = Some(format!("editor {i}"));
-            tasks.push(tokio::spawn(async move {
-                store.update_reader(&actor(), base.id, 1, &input(&d)).await
-            }));
+            tasks.push(tokio::spawn(async move { store.update_reader(&actor(), base.id, 1, &input(&d)).await }));
         }
         let (mut won, mut lost) = (Vec::new(), 0);
         for t in tasks {
@@ -1810,10 +1024,7 @@ mod scenario {
         let now = store.reader(base.id).await.unwrap();
         assert_eq!(now.version, 2);
         assert_eq!(now.notes, won[0].notes);
-        let trail = store
-            .audit_trail("reader", &base.id.to_string())
-            .await
-            .unwrap();
+        let trail = store.audit_trail("reader", &base.id.to_string()).await.unwrap();
         assert_eq!(trail.len(), 2, "one create and one update audited");
 
         // Twenty creates at once (each with a unique, searchable attribute): all succeed.
@@ -1822,28 +1033,18 @@ mod scenario {
             let store = store.clone();
             let mut d = draft(&format!("P{i:02}"), &format!("并发{i}"));
             d.contacts = vec![email(&format!("p{i}@x.cn"))];
-            d.attributes
-                .insert("student_no".into(), AttrInput::One(format!("SN{i:02}")));
-            tasks.push(tokio::spawn(async move {
-                store.create_reader(&actor(), &input(&d)).await
-            }));
+            d.attributes.insert("student_no".into(), AttrInput::One(format!("SN{i:02}")));
+            tasks.push(tokio::spawn(async move { store.create_reader(&actor(), &input(&d)).await }));
         }
         for (i, t) in tasks.into_iter().enumerate() {
-            t.await
-                .unwrap()
-                .unwrap_or_else(|e| panic!("concurrent create {i} failed: {e:?}"));
+            t.await.unwrap().unwrap_or_else(|e| panic!("concurrent create {i} failed: {e:?}"));
         }
         assert_eq!(reader_count(&store).await, 21);
         assert_eq!(store.readers(&query("并发")).await.unwrap().total, 20);
         assert_eq!(names(&store, "SN07").await, ["并发7"]);
         assert_eq!(
             store
-                .audit_log(&AuditQuery {
-                    action: Some("reader.create".into()),
-                    page: 1,
-                    per_page: 1,
-                    ..Default::default()
-                })
+                .audit_log(&AuditQuery { action: Some("reader.create".into()), page: 1, per_page: 1, ..Default::default() })
                 .await
                 .unwrap()
                 .total,
@@ -1855,9 +1056,7 @@ mod scenario {
         for i in 0..6 {
             let store = store.clone();
             let d = draft("RACE1", &format!("抢号{i}"));
-            tasks.push(tokio::spawn(async move {
-                store.create_reader(&actor(), &input(&d)).await
-            }));
+            tasks.push(tokio::spawn(async move { store.create_reader(&actor(), &input(&d)).await }));
         }
         let mut ok = 0;
         for t in tasks {

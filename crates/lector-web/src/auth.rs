@@ -69,7 +69,10 @@ impl Staff {
             Ok(())
         } else {
             Err(PageError(
-                AppError::BadRequest(Msg::new("表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试", "the form has expired or did not come from Lector (CSRF check failed); reload the page and try again")),
+                AppError::BadRequest(Msg::new(
+                    "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试",
+                    "the form has expired or did not come from Lector (CSRF check failed); reload the page and try again",
+                )),
                 self.lang,
             ))
         }

@@ -80,10 +80,7 @@ impl AppError {
             AppError::Forbidden => Msg::new("你的角色无权执行此操作", "your role does not allow this"),
             AppError::NotFound => Msg::new("找不到该页面或记录", "no such page or record"),
             AppError::Conflict(m) | AppError::BadRequest(m) | AppError::TooMany(m) => m.clone(),
-            AppError::Invalid(f) => Msg::new(
-                format!("有 {} 处输入需要修改", f.0.len()),
-                format!("{} field(s) need correcting", f.0.len()),
-            ),
+            AppError::Invalid(f) => Msg::new(format!("有 {} 处输入需要修改", f.0.len()), format!("{} field(s) need correcting", f.0.len())),
             AppError::TooLarge => Msg::new("请求内容过大（上限 1 MiB）", "the request body is too large (limit 1 MiB)"),
             AppError::UnsupportedMediaType => Msg::new(
                 "请以 JSON 格式发送请求内容，并设置 Content-Type: application/json",
@@ -106,7 +103,9 @@ impl IntoResponse for AppError {
         self.log();
         let msg = self.message();
         let fields: Vec<_> = match &self {
-            AppError::Invalid(f) => f.0.iter().map(|e| json!({"field": e.field, "message": e.message.en, "message_zh": e.message.zh})).collect(),
+            AppError::Invalid(f) => {
+                f.0.iter().map(|e| json!({"field": e.field, "message": e.message.en, "message_zh": e.message.zh})).collect()
+            }
             _ => Vec::new(),
         };
         let body = json!({"error": {"code": self.code(), "message": msg.en, "message_zh": msg.zh, "fields": fields}});

@@ -45,9 +45,7 @@ pub fn router(state: AppState) -> Router {
 /// Serves Lector on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(store: Store, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let app = router(AppState { store, secure_cookies: false });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

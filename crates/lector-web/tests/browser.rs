@@ -33,11 +33,7 @@ mod sel {
 
 /// The first number in `text` ("共 2 位" → 2).
 fn number_in(text: &str) -> Option<i64> {
-    let digits: String = text
-        .chars()
-        .skip_while(|c| !c.is_ascii_digit())
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
+    let digits: String = text.chars().skip_while(|c| !c.is_ascii_digit()).take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
 }
 
@@ -45,29 +41,14 @@ fn number_in(text: &str) -> Option<i64> {
 async fn search(b: &Browser, q: &str) -> Vec<String> {
     b.fill(sel::SEARCH_Q, q).await;
     b.click(sel::SEARCH_SUBMIT).await;
-    let encoded: String = q
-        .bytes()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                (c as char).to_string()
-            } else {
-                format!("%{c:02X}")
-            }
-        })
-        .collect();
-    b.wait_path(&format!("the results page for q={q}"), |p| {
-        p.starts_with("/readers") && p.contains(&format!("q={encoded}"))
-    })
-    .await;
+    let encoded: String =
+        q.bytes().map(|c| if c.is_ascii_alphanumeric() { (c as char).to_string() } else { format!("%{c:02X}") }).collect();
+    b.wait_path(&format!("the results page for q={q}"), |p| p.starts_with("/readers") && p.contains(&format!("q={encoded}"))).await;
     b.wait_css(sel::READERS_TABLE).await;
     b.wait_css(sel::SEARCH_FORM).await;
     let mut names = b.texts(sel::READER_LINK).await;
     names.sort();
-    let count = b
-        .wait_text(sel::RESULT_COUNT, "holding a number", |t| {
-            number_in(t).is_some()
-        })
-        .await;
+    let count = b.wait_text(sel::RESULT_COUNT, "holding a number", |t| number_in(t).is_some()).await;
     assert_eq!(
         number_in(&count),
         Some(names.len() as i64),
@@ -92,56 +73,24 @@ async fn sign_in_shows_error_then_succeeds() {
     // A signed-out visitor is sent to the sign-in page.
     b.goto("/readers").await;
     b.wait_css(sel::LOGIN_FORM).await;
-    b.wait_path("the sign-in page for a signed-out visitor", |p| {
-        p.starts_with("/login")
-    })
-    .await;
-    assert_eq!(
-        b.count(sel::NAV_READERS).await,
-        0,
-        "a signed-out visitor sees no navigation"
-    );
+    b.wait_path("the sign-in page for a signed-out visitor", |p| p.starts_with("/login")).await;
+    assert_eq!(b.count(sel::NAV_READERS).await, 0, "a signed-out visitor sees no navigation");
 
     // A wrong password re-renders the form with an error.
     b.goto("/login").await;
     b.submit_login(LIBRARIAN.0, "wrong-password-1").await;
-    let error = b
-        .wait_text(sel::LOGIN_ERROR, "showing an error", |t| !t.is_empty())
-        .await;
-    assert!(
-        b.path().await.starts_with("/login"),
-        "a failed sign-in stays on /login, not {}",
-        b.path().await
-    );
+    let error = b.wait_text(sel::LOGIN_ERROR, "showing an error", |t| !t.is_empty()).await;
+    assert!(b.path().await.starts_with("/login"), "a failed sign-in stays on /login, not {}", b.path().await);
     b.wait_css(sel::LOGIN_FORM).await;
-    assert_eq!(
-        b.count(sel::NAV_READERS).await,
-        0,
-        "a failed sign-in signs nobody in (error was {error:?})"
-    );
+    assert_eq!(b.count(sel::NAV_READERS).await, 0, "a failed sign-in signs nobody in (error was {error:?})");
 
     // The right password signs in.
     b.submit_login(LIBRARIAN.0, LIBRARIAN.1).await;
-    let path = b
-        .wait_path("to leave /login after signing in", |p| {
-            !p.starts_with("/login")
-        })
-        .await;
-    assert!(
-        path == "/" || path.starts_with("/?") || path.starts_with("/readers"),
-        "after sign-in expected /, got {path}"
-    );
+    let path = b.wait_path("to leave /login after signing in", |p| !p.starts_with("/login")).await;
+    assert!(path == "/" || path.starts_with("/?") || path.starts_with("/readers"), "after sign-in expected /, got {path}");
     b.wait_css(sel::NAV_READERS).await;
-    assert_eq!(
-        b.count(sel::LOGIN_ERROR).await,
-        0,
-        "no error after a successful sign-in"
-    );
-    assert_eq!(
-        b.count(sel::NAV_AUDIT).await,
-        0,
-        "a librarian has no link to the audit log"
-    );
+    assert_eq!(b.count(sel::LOGIN_ERROR).await, 0, "no error after a successful sign-in");
+    assert_eq!(b.count(sel::NAV_AUDIT).await, 0, "a librarian has no link to the audit log");
 
     // The session carries over to the next page.
     b.click(sel::NAV_READERS).await;
@@ -166,10 +115,7 @@ async fn search_by_pinyin_initials_and_name() {
     b.wait_css(sel::READERS_TABLE).await;
     let all = b.texts(sel::READER_LINK).await;
     for name in ["张晓明", "张辉", "王芳", "李明"] {
-        assert!(
-            all.iter().any(|n| n == name),
-            "the reader list should show {name}; it shows {all:?}"
-        );
+        assert!(all.iter().any(|n| n == name), "the reader list should show {name}; it shows {all:?}");
     }
     let shot = b.client.screenshot().await.expect("screenshot");
     let path = artifact_path("readers.png");
@@ -177,33 +123,17 @@ async fn search_by_pinyin_initials_and_name() {
     println!("screenshot of the reader list: {}", path.display());
     eprintln!("screenshot of the reader list: {}", path.display());
 
-    assert_eq!(
-        search(&b, "zxm").await,
-        vec!["张晓明"],
-        "pinyin initials zxm"
-    );
-    assert_eq!(
-        search(&b, "zh").await,
-        vec!["张晓明", "张辉"],
-        "pinyin prefix zh finds both 张"
-    );
-    assert_eq!(
-        search(&b, "晓明").await,
-        vec!["张晓明"],
-        "name fragment 晓明"
-    );
+    assert_eq!(search(&b, "zxm").await, vec!["张晓明"], "pinyin initials zxm");
+    assert_eq!(search(&b, "zh").await, vec!["张晓明", "张辉"], "pinyin prefix zh finds both 张");
+    assert_eq!(search(&b, "晓明").await, vec!["张晓明"], "name fragment 晓明");
 
     // Each result links to the reader's page.
     let id = app.reader_id("2024000001");
     let link = b.wait_css(sel::READER_LINK).await;
     let href = link.attr("href").await.expect("href").unwrap_or_default();
-    assert!(
-        href.ends_with(&format!("/readers/{id}")),
-        "a.reader-link href should be /readers/{id}, is {href:?}"
-    );
+    assert!(href.ends_with(&format!("/readers/{id}")), "a.reader-link href should be /readers/{id}, is {href:?}");
     link.click().await.expect("click reader link");
-    b.wait_text(sel::READER_NAME, "naming 张晓明", |t| t == "张晓明")
-        .await;
+    b.wait_text(sel::READER_NAME, "naming 张晓明", |t| t == "张晓明").await;
     assert_eq!(b.path().await, format!("/readers/{id}"));
 
     b.close().await;
@@ -226,50 +156,32 @@ async fn edit_reader_then_admin_sees_audit_row() {
     b.goto("/readers").await;
     search(&b, "zxm").await;
     b.click(sel::READER_LINK).await;
-    b.wait_text(sel::READER_NAME, "naming 张晓明", |t| t == "张晓明")
-        .await;
+    b.wait_text(sel::READER_NAME, "naming 张晓明", |t| t == "张晓明").await;
     b.wait_css("ol#timeline").await;
     let entries_before = b.count(sel::TIMELINE_ENTRY).await;
     assert_eq!(b.count(sel::FLASH).await, 0, "no flash before saving");
 
     b.click(sel::EDIT_READER).await;
-    b.wait_path("the edit page", |p| p == format!("/readers/{id}/edit"))
-        .await;
+    b.wait_path("the edit page", |p| p == format!("/readers/{id}/edit")).await;
     b.wait_css(sel::READER_FORM).await;
-    b.fill("form#reader-form [name=affiliation]", "历史学院")
-        .await;
+    b.fill("form#reader-form [name=affiliation]", "历史学院").await;
     b.click(sel::SAVE).await;
 
-    b.wait_path("the reader page after saving", |p| {
-        p.split('?').next() == Some(format!("/readers/{id}").as_str())
-    })
-    .await;
-    let flash = b
-        .wait_text(sel::FLASH, "showing a message", |t| !t.is_empty())
-        .await;
-    b.wait_text(sel::READER_NAME, "naming 张晓明", |t| t == "张晓明")
-        .await;
-    let body = b
-        .wait_text("body", "showing 历史学院", |t| t.contains("历史学院"))
-        .await;
-    assert!(
-        !body.contains("计算机学院"),
-        "the old affiliation is gone from the reader page"
-    );
+    b.wait_path("the reader page after saving", |p| p.split('?').next() == Some(format!("/readers/{id}").as_str())).await;
+    let flash = b.wait_text(sel::FLASH, "showing a message", |t| !t.is_empty()).await;
+    b.wait_text(sel::READER_NAME, "naming 张晓明", |t| t == "张晓明").await;
+    let body = b.wait_text("body", "showing 历史学院", |t| t.contains("历史学院")).await;
+    assert!(!body.contains("计算机学院"), "the old affiliation is gone from the reader page");
     let entries_after = b.count(sel::TIMELINE_ENTRY).await;
-    assert!(entries_after > entries_before, "the timeline gains an entry for the edit ({entries_before} → {entries_after}); flash was {flash:?}");
+    assert!(
+        entries_after > entries_before,
+        "the timeline gains an entry for the edit ({entries_before} → {entries_after}); flash was {flash:?}"
+    );
 
     let after = app.store.reader(id).await.expect("reader");
-    assert_eq!(
-        after.affiliation.as_deref(),
-        Some("历史学院"),
-        "the store holds the new affiliation"
-    );
+    assert_eq!(after.affiliation.as_deref(), Some("历史学院"), "the store holds the new affiliation");
     assert_eq!(after.version, before.version + 1, "one update");
-    assert_eq!(
-        after.contacts, before.contacts,
-        "the edit keeps the contacts"
-    );
+    assert_eq!(after.contacts, before.contacts, "the edit keeps the contacts");
     assert_eq!(after.name, before.name);
     b.close().await;
 
@@ -277,17 +189,12 @@ async fn edit_reader_then_admin_sees_audit_row() {
     let a = driver.browser(&app.base).await;
     a.login(ADMIN).await;
     a.click(sel::NAV_AUDIT).await;
-    a.wait_path("/admin/audit", |p| p.starts_with("/admin/audit"))
-        .await;
+    a.wait_path("/admin/audit", |p| p.starts_with("/admin/audit")).await;
     a.wait_css(sel::AUDIT_TABLE).await;
     let rows = a
         .until("a reader.update row by lib in table#audit", || async {
             let mut found = Vec::new();
-            for row in a
-                .client
-                .find_all(fantoccini::Locator::Css("table#audit tr"))
-                .await?
-            {
+            for row in a.client.find_all(fantoccini::Locator::Css("table#audit tr")).await? {
                 let mut cells = Vec::new();
                 for css in ["td.action", "td.actor", "td.entity-id"] {
                     let mut text = String::new();
@@ -305,8 +212,7 @@ async fn edit_reader_then_admin_sees_audit_row() {
         .await;
     // td.entity-id reads "reader 1" (entity type, then id): accept the id as its last word.
     assert!(
-        rows.iter()
-            .any(|e| e.split_whitespace().last() == Some(id.to_string().as_str())),
+        rows.iter().any(|e| e.split_whitespace().last() == Some(id.to_string().as_str())),
         "the reader.update row names reader {id} in td.entity-id; rows: {rows:?}"
     );
     a.close().await;
@@ -328,33 +234,15 @@ async fn invalid_edit_shows_field_error_and_changes_nothing() {
     b.goto(&format!("/readers/{id}/edit")).await;
     b.wait_css(sel::READER_FORM).await;
     let email_input = r#"form#reader-form [name="contacts[0].value"]"#;
-    let shown = b
-        .wait_css(email_input)
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .unwrap_or_default();
-    assert_eq!(
-        shown, "zxm@example.edu.cn",
-        "the edit form shows the stored email"
-    );
+    let shown = b.wait_css(email_input).await.prop("value").await.expect("value").unwrap_or_default();
+    assert_eq!(shown, "zxm@example.edu.cn", "the edit form shows the stored email");
     b.fill(email_input, "not-an-email").await;
-    b.fill("form#reader-form [name=affiliation]", "不应保存的学院")
-        .await;
+    b.fill("form#reader-form [name=affiliation]", "不应保存的学院").await;
     b.click(sel::SAVE).await;
 
-    let error = b
-        .wait_text(sel::FIELD_ERROR, "naming the bad email", |t| {
-            t.contains("not-an-email")
-        })
-        .await;
+    let error = b.wait_text(sel::FIELD_ERROR, "naming the bad email", |t| t.contains("not-an-email")).await;
     b.wait_css(sel::READER_FORM).await;
-    assert_eq!(
-        b.count(sel::FLASH).await,
-        0,
-        "no success flash on a validation error (error: {error:?})"
-    );
+    assert_eq!(b.count(sel::FLASH).await, 0, "no success flash on a validation error (error: {error:?})");
     // The message sits next to the input: they share a parent element.
     let beside: bool = b
         .client
@@ -373,27 +261,12 @@ async fn invalid_edit_shows_field_error_and_changes_nothing() {
         .expect("execute")
         .as_bool()
         .unwrap_or(false);
-    assert!(
-        beside,
-        "the .field-error about the email should sit next to the contacts[0].value input"
-    );
-    let kept = b
-        .wait_css(email_input)
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .unwrap_or_default();
-    assert_eq!(
-        kept, "not-an-email",
-        "the re-rendered form keeps what was typed"
-    );
+    assert!(beside, "the .field-error about the email should sit next to the contacts[0].value input");
+    let kept = b.wait_css(email_input).await.prop("value").await.expect("value").unwrap_or_default();
+    assert_eq!(kept, "not-an-email", "the re-rendered form keeps what was typed");
 
     let after = app.store.reader(id).await.expect("reader");
-    assert_eq!(
-        after, before,
-        "a rejected edit changes nothing in the store"
-    );
+    assert_eq!(after, before, "a rejected edit changes nothing in the store");
     b.close().await;
     timed("invalid_edit_shows_field_error_and_changes_nothing", start);
 }
@@ -409,44 +282,25 @@ async fn language_switch_persists_across_pages() {
     let b = driver.browser(&app.base).await;
     b.login(LIBRARIAN).await;
 
-    let zh = b
-        .wait_text(sel::NAV_READERS, "in Chinese", |t| t.contains("读者"))
-        .await;
+    let zh = b.wait_text(sel::NAV_READERS, "in Chinese", |t| t.contains("读者")).await;
     b.click(sel::LANG_SWITCH).await;
-    let en = b
-        .wait_text(sel::NAV_READERS, "in English after the switch", |t| {
-            t.contains("Readers")
-        })
-        .await;
+    let en = b.wait_text(sel::NAV_READERS, "in English after the switch", |t| t.contains("Readers")).await;
     assert_ne!(zh, en);
 
     // Other pages, reached by link and by address, stay in English.
     b.click(sel::NAV_READERS).await;
     b.wait_path("/readers", |p| p.starts_with("/readers")).await;
     b.wait_css(sel::SEARCH_FORM).await;
-    b.wait_text(sel::NAV_READERS, "still in English on /readers", |t| {
-        t.contains("Readers")
-    })
-    .await;
+    b.wait_text(sel::NAV_READERS, "still in English on /readers", |t| t.contains("Readers")).await;
     b.goto(&format!("/readers/{id}")).await;
-    b.wait_text(sel::READER_NAME, "naming 张辉", |t| t == "张辉")
-        .await;
-    b.wait_text(
-        sel::NAV_READERS,
-        "still in English on the reader page",
-        |t| t.contains("Readers"),
-    )
-    .await;
+    b.wait_text(sel::READER_NAME, "naming 张辉", |t| t == "张辉").await;
+    b.wait_text(sel::NAV_READERS, "still in English on the reader page", |t| t.contains("Readers")).await;
 
     // And the switch goes back.
     b.click(sel::LANG_SWITCH).await;
-    b.wait_text(sel::NAV_READERS, "in Chinese again", |t| {
-        t.contains("读者") && !t.contains("Readers")
-    })
-    .await;
+    b.wait_text(sel::NAV_READERS, "in Chinese again", |t| t.contains("读者") && !t.contains("Readers")).await;
     b.goto("/readers").await;
-    b.wait_text(sel::NAV_READERS, "still in Chinese", |t| t.contains("读者"))
-        .await;
+    b.wait_text(sel::NAV_READERS, "still in Chinese", |t| t.contains("读者")).await;
 
     b.close().await;
     timed("language_switch_persists_across_pages", start);

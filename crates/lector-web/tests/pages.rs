@@ -93,10 +93,17 @@ async fn sign_in_sets_a_protected_session_cookie() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.text().contains("用户名或密码不正确"));
     // Right password: a session cookie that scripts cannot read.
-    let r = app.send(post(form(&[("username", "librarian"), ("password", PASSWORD), ("csrf", &token), ("next", "/readers")]), cookie)).await;
+    let r =
+        app.send(post(form(&[("username", "librarian"), ("password", PASSWORD), ("csrf", &token), ("next", "/readers")]), cookie)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.header("location").as_deref(), Some("/readers"));
-    let session = r.headers.get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).find(|c| c.starts_with("lector_session=")).expect("session cookie");
+    let session = r
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("lector_session="))
+        .expect("session cookie");
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
     let cookie = session.split(';').next().unwrap().to_string();
     let home = app.get_page(Some(&cookie), "/").await;
@@ -240,7 +247,8 @@ async fn viewing_full_contacts_and_exporting_are_audited() {
     assert!(r.header("content-type").unwrap().starts_with("text/csv"));
     let csv = r.text();
     assert!(csv.starts_with('\u{feff}') && csv.contains("2024000010,李雷,lilei"), "{csv}");
-    let log = app.store.audit_log(&AuditQuery { actor: Some("librarian".into()), page: 1, per_page: 50, ..Default::default() }).await.unwrap();
+    let log =
+        app.store.audit_log(&AuditQuery { actor: Some("librarian".into()), page: 1, per_page: 50, ..Default::default() }).await.unwrap();
     let actions: Vec<&str> = log.items.iter().map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"reader.view_contacts") && actions.contains(&"reader.export"), "{actions:?}");
 }
@@ -289,12 +297,28 @@ async fn admin_manages_staff_and_tokens() {
     let app = TestApp::new().await;
     let (admin, csrf) = app.session(Role::Admin).await;
     let r = app
-        .post_form(&admin, "/admin/users", &form(&[("csrf", &csrf), ("username", "zhangsan"), ("display_name", "张三"), ("role", "librarian"), ("password", "long-enough-pw")]))
+        .post_form(
+            &admin,
+            "/admin/users",
+            &form(&[
+                ("csrf", &csrf),
+                ("username", "zhangsan"),
+                ("display_name", "张三"),
+                ("role", "librarian"),
+                ("password", "long-enough-pw"),
+            ]),
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert_eq!(app.store.user_by_name("zhangsan").await.unwrap().display_name, "张三");
     // Too short a password: the page says so and no account is made.
-    let r = app.post_form(&admin, "/admin/users", &form(&[("csrf", &csrf), ("username", "lisi"), ("display_name", ""), ("role", "librarian"), ("password", "short")])).await;
+    let r = app
+        .post_form(
+            &admin,
+            "/admin/users",
+            &form(&[("csrf", &csrf), ("username", "lisi"), ("display_name", ""), ("role", "librarian"), ("password", "short")]),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().contains("密码至少 10 个字符"));
     assert!(app.store.user_by_name("lisi").await.is_err());
@@ -309,6 +333,12 @@ async fn admin_manages_staff_and_tokens() {
     let list = app.get_page(Some(&admin), "/admin/tokens").await.text();
     assert!(!list.contains(secret) && list.contains(&secret[..10]));
     // Department staff need a department.
-    let r = app.post_form(&admin, "/admin/users", &form(&[("csrf", &csrf), ("username", "wangwu"), ("display_name", ""), ("role", "department"), ("password", "long-enough-pw")])).await;
+    let r = app
+        .post_form(
+            &admin,
+            "/admin/users",
+            &form(&[("csrf", &csrf), ("username", "wangwu"), ("display_name", ""), ("role", "department"), ("password", "long-enough-pw")]),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }

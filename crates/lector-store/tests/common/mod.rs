@@ -29,21 +29,13 @@ pub fn db_url() -> String {
 /// A plain connection pool on the database under test, for checks the store's API cannot make.
 pub async fn raw_pool() -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&db_url())
-        .await
-        .expect("raw connection to the test database")
+    sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&db_url()).await.expect("raw connection to the test database")
 }
 
 /// Runs `sql` (a `SELECT COUNT(*)`-like query with one `$1` integer parameter) directly.
 pub async fn raw_count(sql: &str, param: i64) -> i64 {
     let pool = raw_pool().await;
-    let n: i64 = sqlx::query_scalar(sql)
-        .bind(param)
-        .fetch_one(&pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let n: i64 = sqlx::query_scalar(sql).bind(param).fetch_one(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     pool.close().await;
     n
 }
@@ -65,9 +57,7 @@ where
 {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("lector.db").display());
-    let store = Store::open(&url)
-        .await
-        .unwrap_or_else(|e| panic!("[sqlite] {test}: cannot open {url}: {e}"));
+    let store = Store::open(&url).await.unwrap_or_else(|e| panic!("[sqlite] {test}: cannot open {url}: {e}"));
     let outcome = run_guarded(url, store.clone(), scenario).await;
     store.close().await;
     if let Err(msg) = outcome {
@@ -80,15 +70,8 @@ where
     F: Fn(Store) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let admin_url = std::env::var("LECTOR_TEST_PG_URL")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_PG_URL.to_string());
-    let admin = tokio::time::timeout(
-        Duration::from_secs(10),
-        sqlx::PgConnection::connect(&admin_url),
-    )
-    .await;
+    let admin_url = std::env::var("LECTOR_TEST_PG_URL").ok().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| DEFAULT_PG_URL.to_string());
+    let admin = tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&admin_url)).await;
     let mut admin = match admin {
         Ok(Ok(conn)) => conn,
         failure => {
@@ -118,10 +101,7 @@ where
         Err(e) => Err(format!("cannot open {url}: {e}")),
     };
     // Best effort: a leftover database is harmless and named for what it is.
-    if let Err(e) = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-    {
+    if let Err(e) = admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await {
         eprintln!("[postgres] {test}: could not drop {name}: {e}");
     }
     let _ = admin.close().await;
@@ -170,16 +150,7 @@ fn with_database(url: &str, db: &str) -> String {
 
 #[test]
 fn database_name_is_replaced() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
-        "postgres://postgres@127.0.0.1:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/test?sslmode=disable", "x"),
-        "postgres://u:p@h/x?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgres://h:5432", "x"),
-        "postgres://h:5432/x"
-    );
+    assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
+    assert_eq!(with_database("postgres://u:p@h/test?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+    assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
 }

@@ -47,7 +47,10 @@ fn store_err(l: crate::i18n::Lang) -> impl Fn(StoreError) -> PageError {
 /// Turns a store rejection of a form into a message on the page (422/409) rather than an error page.
 fn notice_of(e: StoreError, l: crate::i18n::Lang) -> Result<Notice, PageError> {
     match e {
-        StoreError::Invalid(f) => Ok(Notice { error: Some(f.0.iter().map(|e| format!("{}: {}", e.field, l.msg(&e.message))).collect::<Vec<_>>().join("；")), secret: None }),
+        StoreError::Invalid(f) => Ok(Notice {
+            error: Some(f.0.iter().map(|e| format!("{}: {}", e.field, l.msg(&e.message))).collect::<Vec<_>>().join("；")),
+            secret: None,
+        }),
         StoreError::Conflict(m) => Ok(Notice { error: Some(l.msg(&m)), secret: None }),
         StoreError::NotFound => Err(PageError(AppError::NotFound, l)),
         e => Err(PageError(e.into(), l)),
@@ -70,12 +73,25 @@ struct UsersPage {
 
 async fn users_page(state: &AppState, staff: &Staff, notice: Notice) -> Result<Response, PageError> {
     let l = staff.lang;
-    let users = state.store.users().await.map_err(store_err(l))?.into_iter().map(|u| { let r = l.msg(&u.role.label()); (u, r) }).collect();
+    let users = state
+        .store
+        .users()
+        .await
+        .map_err(store_err(l))?
+        .into_iter()
+        .map(|u| {
+            let r = l.msg(&u.role.label());
+            (u, r)
+        })
+        .collect();
     let page = UsersPage {
         ctx: Ctx::staff(staff, "admin", "/admin/users"),
         notice,
         users,
-        roles: Role::ALL.iter().map(|r| Opt { value: r.code().into(), label: l.msg(&r.label()), selected: *r == Role::Librarian }).collect(),
+        roles: Role::ALL
+            .iter()
+            .map(|r| Opt { value: r.code().into(), label: l.msg(&r.label()), selected: *r == Role::Librarian })
+            .collect(),
         departments: state.store.departments().await.map_err(store_err(l))?,
     };
     Ok(render(&page))
@@ -101,9 +117,19 @@ async fn create_user(State(state): State<AppState>, staff: Staff, Form(f): Form<
     staff.check_csrf(f.csrf.as_deref())?;
     let role = match Role::parse(&f.role) {
         Ok(r) => r,
-        Err(m) => return users_page(&state, &staff, Notice { error: Some(staff.lang.msg(&m)), secret: None }).await.map(|r| with_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY, r)),
+        Err(m) => {
+            return users_page(&state, &staff, Notice { error: Some(staff.lang.msg(&m)), secret: None })
+                .await
+                .map(|r| with_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY, r))
+        }
     };
-    let new = NewUser { username: f.username, display_name: f.display_name, role, department: f.department.filter(|d| !d.is_empty()), password: f.password };
+    let new = NewUser {
+        username: f.username,
+        display_name: f.display_name,
+        role,
+        department: f.department.filter(|d| !d.is_empty()),
+        password: f.password,
+    };
     match state.store.create_user(&staff.actor(), new).await {
         Ok(_) => Ok(see_other("/admin/users")),
         Err(e) => {
@@ -119,11 +145,19 @@ struct ActiveForm {
     active: String,
 }
 
-async fn set_user_active(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>, Form(f): Form<ActiveForm>) -> Result<Response, PageError> {
+async fn set_user_active(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<ActiveForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::UsersManage)?;
     staff.check_csrf(f.csrf.as_deref())?;
     if id == staff.user.id {
-        let n = Notice { error: Some(staff.lang.msg(&Msg::new("不能停用自己的账号", "you cannot disable your own account"))), secret: None };
+        let n = Notice {
+            error: Some(staff.lang.msg(&Msg::new("不能停用自己的账号", "you cannot disable your own account"))),
+            secret: None,
+        };
         return users_page(&state, &staff, n).await.map(|r| with_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY, r));
     }
     state.store.set_user_active(&staff.actor(), id, f.active == "1").await.map_err(store_err(staff.lang))?;
@@ -136,7 +170,12 @@ struct PasswordForm {
     password: String,
 }
 
-async fn set_password(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>, Form(f): Form<PasswordForm>) -> Result<Response, PageError> {
+async fn set_password(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::UsersManage)?;
     staff.check_csrf(f.csrf.as_deref())?;
     match state.store.set_password(&staff.actor(), id, f.password).await {
@@ -198,7 +237,12 @@ struct CsrfForm {
     csrf: Option<String>,
 }
 
-async fn revoke_token(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn revoke_token(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::TokensManage)?;
     staff.check_csrf(f.csrf.as_deref())?;
     state.store.revoke_token(&staff.actor(), id).await.map_err(store_err(staff.lang))?;
@@ -214,7 +258,11 @@ struct CategoriesPage {
 }
 
 async fn categories_page(state: &AppState, staff: &Staff, notice: Notice) -> Result<Response, PageError> {
-    let page = CategoriesPage { ctx: Ctx::staff(staff, "admin", "/admin/categories"), notice, categories: state.store.categories().await.map_err(store_err(staff.lang))? };
+    let page = CategoriesPage {
+        ctx: Ctx::staff(staff, "admin", "/admin/categories"),
+        notice,
+        categories: state.store.categories().await.map_err(store_err(staff.lang))?,
+    };
     Ok(render(&page))
 }
 
@@ -249,7 +297,12 @@ async fn create_category(State(state): State<AppState>, staff: Staff, Form(f): F
     }
 }
 
-async fn set_category_active(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>, Form(f): Form<ActiveForm>) -> Result<Response, PageError> {
+async fn set_category_active(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<ActiveForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::ConfigManage)?;
     staff.check_csrf(f.csrf.as_deref())?;
     state.store.set_category_active(&staff.actor(), id, f.active == "1").await.map_err(store_err(staff.lang))?;
@@ -267,12 +320,25 @@ struct AttributesPage {
 
 async fn attributes_page(state: &AppState, staff: &Staff, notice: Notice) -> Result<Response, PageError> {
     let l = staff.lang;
-    let attributes = state.store.attribute_defs().await.map_err(store_err(l))?.into_iter().map(|(_, d)| { let k = l.msg(&d.kind.label()); (d, k) }).collect();
+    let attributes = state
+        .store
+        .attribute_defs()
+        .await
+        .map_err(store_err(l))?
+        .into_iter()
+        .map(|(_, d)| {
+            let k = l.msg(&d.kind.label());
+            (d, k)
+        })
+        .collect();
     let page = AttributesPage {
         ctx: Ctx::staff(staff, "admin", "/admin/attributes"),
         notice,
         attributes,
-        kinds: AttrKind::ALL.iter().map(|k| Opt { value: k.code().into(), label: l.msg(&k.label()), selected: *k == AttrKind::Text }).collect(),
+        kinds: AttrKind::ALL
+            .iter()
+            .map(|k| Opt { value: k.code().into(), label: l.msg(&k.label()), selected: *k == AttrKind::Text })
+            .collect(),
     };
     Ok(render(&page))
 }
@@ -327,7 +393,11 @@ struct DepartmentsPage {
 }
 
 async fn departments_page(state: &AppState, staff: &Staff, notice: Notice) -> Result<Response, PageError> {
-    let page = DepartmentsPage { ctx: Ctx::staff(staff, "admin", "/admin/departments"), notice, departments: state.store.departments().await.map_err(store_err(staff.lang))? };
+    let page = DepartmentsPage {
+        ctx: Ctx::staff(staff, "admin", "/admin/departments"),
+        notice,
+        departments: state.store.departments().await.map_err(store_err(staff.lang))?,
+    };
     Ok(render(&page))
 }
 
@@ -393,7 +463,16 @@ async fn audit(State(state): State<AppState>, staff: Staff, Query(p): Query<Audi
     };
     let page = state.store.audit_log(&q).await.map_err(store_err(staff.lang))?;
     let enc = crate::auth::urlencode;
-    let href = |n: i64| format!("/admin/audit?actor={}&action={}&entity_id={}&from={}&to={}&page={n}", enc(&p.actor), enc(&p.action), enc(&p.entity_id), enc(&p.from), enc(&p.to));
+    let href = |n: i64| {
+        format!(
+            "/admin/audit?actor={}&action={}&entity_id={}&from={}&to={}&page={n}",
+            enc(&p.actor),
+            enc(&p.action),
+            enc(&p.entity_id),
+            enc(&p.from),
+            enc(&p.to)
+        )
+    };
     let view = AuditPage {
         ctx: Ctx::staff(&staff, "audit", "/admin/audit"),
         prev: (page.page > 1).then(|| href(page.page - 1)),

@@ -77,10 +77,7 @@ async fn login(State(state): State<AppState>, extensions: Extensions, headers: H
                 let secure = if state.secure_cookies { "; Secure" } else { "" };
                 (
                     StatusCode::SEE_OTHER,
-                    [
-                        (LOCATION, next),
-                        (SET_COOKIE, format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}")),
-                    ],
+                    [(LOCATION, next), (SET_COOKIE, format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"))],
                 )
                     .into_response()
             }

@@ -137,12 +137,17 @@ pub fn error_page(err: AppError, lang: Lang) -> Response {
             message.push_str(&format!("\n{}: {}", e.field, lang.msg(&e.message)));
         }
     }
-    let page = ErrorPage { ctx: Ctx::anonymous(lang, String::new(), "/"), status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")), message };
+    let page = ErrorPage {
+        ctx: Ctx::anonymous(lang, String::new(), "/"),
+        status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
+        message,
+    };
     (status, render(&page)).into_response()
 }
 
 async fn stylesheet() -> Response {
-    ([(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/style.css")).into_response()
+    ([(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/style.css"))
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -155,9 +160,6 @@ struct LangSwitch {
 async fn switch_lang(Query(q): Query<LangSwitch>) -> Response {
     let lang = if q.to == "en" { "en" } else { "zh" };
     let back = q.back.filter(|b| b.starts_with('/') && !b.starts_with("//")).unwrap_or_else(|| "/".into());
-    (
-        StatusCode::SEE_OTHER,
-        [(LOCATION, back), (SET_COOKIE, format!("lang={lang}; Path=/; Max-Age=31536000; SameSite=Lax"))],
-    )
+    (StatusCode::SEE_OTHER, [(LOCATION, back), (SET_COOKIE, format!("lang={lang}; Path=/; Max-Age=31536000; SameSite=Lax"))])
         .into_response()
 }

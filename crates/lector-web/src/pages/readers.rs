@@ -82,7 +82,14 @@ impl ListParams {
         };
         format!(
             "/readers?q={}&category={}&affiliation={}&tag={}&status={}&owner={}&sort={}&order={}&page={page}",
-            enc(&self.q), enc(&self.category), enc(&self.affiliation), enc(&self.tag), enc(&self.status), enc(&self.owner), enc(&sort), order
+            enc(&self.q),
+            enc(&self.category),
+            enc(&self.affiliation),
+            enc(&self.tag),
+            enc(&self.status),
+            enc(&self.owner),
+            enc(&sort),
+            order
         )
     }
 }
@@ -154,7 +161,8 @@ async fn list(State(state): State<AppState>, staff: Staff, Query(p): Query<ListP
     let view = ListPage {
         ctx: Ctx::staff(&staff, "readers", &p.href(current, None)),
         prev: (current > 1).then(|| p.href(current - 1, None)),
-        next: (current < page.pages() || (page.total_capped && page.items.len() as i64 == page.per_page)).then(|| p.href(current + 1, None)),
+        next: (current < page.pages() || (page.total_capped && page.items.len() as i64 == page.per_page))
+            .then(|| p.href(current + 1, None)),
         sort_name: p.href(1, Some("name")),
         sort_card: p.href(1, Some("card_no")),
         sort_updated: p.href(1, Some("updated")),
@@ -192,7 +200,17 @@ async fn export(State(state): State<AppState>, staff: Staff, Query(p): Query<Lis
     loop {
         let page = state.store.readers(&q).await.map_err(err)?;
         for r in &page.items {
-            let fields = [&r.card_no, &r.name, &r.pinyin, r.gender.code(), &r.category.name_zh, r.affiliation.as_deref().unwrap_or(""), r.status.code(), r.owner.as_deref().unwrap_or(""), &r.updated_at];
+            let fields = [
+                &r.card_no,
+                &r.name,
+                &r.pinyin,
+                r.gender.code(),
+                &r.category.name_zh,
+                r.affiliation.as_deref().unwrap_or(""),
+                r.status.code(),
+                r.owner.as_deref().unwrap_or(""),
+                &r.updated_at,
+            ];
             out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
             out.push_str("\r\n");
         }
@@ -202,10 +220,21 @@ async fn export(State(state): State<AppState>, staff: Staff, Query(p): Query<Lis
         }
         q.page += 1;
     }
-    let filters = format!("q={} category={} affiliation={} tag={} status={} owner={}", p.q, p.category, p.affiliation, p.tag, p.status, p.owner);
+    let filters =
+        format!("q={} category={} affiliation={} tag={} status={} owner={}", p.q, p.category, p.affiliation, p.tag, p.status, p.owner);
     state
         .store
-        .audit_access(&staff.actor(), Change { action: "reader.export", entity: "reader", entity_id: None, summary: format!("{rows} readers; {filters}"), before: None, after: None })
+        .audit_access(
+            &staff.actor(),
+            Change {
+                action: "reader.export",
+                entity: "reader",
+                entity_id: None,
+                summary: format!("{rows} readers; {filters}"),
+                before: None,
+                after: None,
+            },
+        )
         .await
         .map_err(err)?;
     Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8"), (CONTENT_DISPOSITION, "attachment; filename=\"readers.csv\"")], out).into_response())
@@ -264,18 +293,38 @@ fn timeline(entries: &[AuditEntry], r: &ReaderRecord, l: crate::i18n::Lang) -> V
         .iter()
         .map(|e| {
             let (zh, en) = action_label(&e.action);
-            TimelineItem { at: super::local_time(&e.at), actor: e.actor_name.clone(), action: e.action.clone(), label: l.pick(zh, en).to_string(), changed: e.changed_fields().join(", ") }
+            TimelineItem {
+                at: super::local_time(&e.at),
+                actor: e.actor_name.clone(),
+                action: e.action.clone(),
+                label: l.pick(zh, en).to_string(),
+                changed: e.changed_fields().join(", "),
+            }
         })
         .collect();
     if !entries.iter().any(|e| e.action == "reader.create") {
         // Loaded in bulk (demo data, imports): the batch is audited, not each reader.
-        items.insert(0, TimelineItem { at: super::local_time(&r.created_at), actor: String::new(), action: "reader.bulk_create".into(), label: l.pick("批量载入创建", "Created by a bulk load").into(), changed: String::new() });
+        items.insert(
+            0,
+            TimelineItem {
+                at: super::local_time(&r.created_at),
+                actor: String::new(),
+                action: "reader.bulk_create".into(),
+                label: l.pick("批量载入创建", "Created by a bulk load").into(),
+                changed: String::new(),
+            },
+        );
     }
     items.reverse();
     items
 }
 
-async fn detail(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>, Query(q): Query<DetailParams>) -> Result<Response, PageError> {
+async fn detail(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Query(q): Query<DetailParams>,
+) -> Result<Response, PageError> {
     staff.require(Permission::ReadersView)?;
     let l = staff.lang;
     let err = |e: lector_store::StoreError| PageError(e.into(), l);
@@ -285,21 +334,40 @@ async fn detail(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>
     if full {
         state
             .store
-            .audit_access(&staff.actor(), Change { action: "reader.view_contacts", entity: "reader", entity_id: Some(id.to_string()), summary: format!("{} {}", r.card_no, r.name), before: None, after: None })
+            .audit_access(
+                &staff.actor(),
+                Change {
+                    action: "reader.view_contacts",
+                    entity: "reader",
+                    entity_id: Some(id.to_string()),
+                    summary: format!("{} {}", r.card_no, r.name),
+                    before: None,
+                    after: None,
+                },
+            )
             .await
             .map_err(err)?;
     }
     let contacts = r
         .contacts
         .iter()
-        .map(|c| ContactView { kind: l.msg(&c.kind.label()), value: if full { c.value.clone() } else { mask(c.kind, &c.value) }, primary: c.primary, verified: c.verified })
+        .map(|c| ContactView {
+            kind: l.msg(&c.kind.label()),
+            value: if full { c.value.clone() } else { mask(c.kind, &c.value) },
+            primary: c.primary,
+            verified: c.verified,
+        })
         .collect();
     let defs = state.store.attribute_defs().await.map_err(err)?;
     let attributes = r
         .attributes
         .iter()
         .map(|(code, vals)| {
-            let label = defs.iter().find(|(_, d)| &d.code == code).map(|(_, d)| l.pick(&d.label_zh, &d.label_en).to_string()).unwrap_or_else(|| code.clone());
+            let label = defs
+                .iter()
+                .find(|(_, d)| &d.code == code)
+                .map(|(_, d)| l.pick(&d.label_zh, &d.label_en).to_string())
+                .unwrap_or_else(|| code.clone());
             (label, vals.join("；"))
         })
         .collect();
@@ -385,7 +453,15 @@ fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_default()
 }
 
-async fn form_page(state: &AppState, staff: &Staff, id: Option<i64>, version: i64, d: ReaderDraft, errors: FieldErrors, conflict: Option<String>) -> Result<Response, PageError> {
+async fn form_page(
+    state: &AppState,
+    staff: &Staff,
+    id: Option<i64>,
+    version: i64,
+    d: ReaderDraft,
+    errors: FieldErrors,
+    conflict: Option<String>,
+) -> Result<Response, PageError> {
     let l = staff.lang;
     let err = |e: lector_store::StoreError| PageError(e.into(), l);
     let cats = state.store.categories().await.map_err(err)?;
@@ -420,10 +496,8 @@ async fn form_page(state: &AppState, staff: &Staff, id: Option<i64>, version: i6
         })
         .collect();
     related.push(RelatedRow { name: String::new(), relation: String::new(), phone: String::new(), email: String::new(), error: None });
-    let attributes = defs
-        .iter()
-        .map(|(_, def)| attr_field(def, d.attributes.get(&def.code), msg(format!("attributes.{}", def.code)), l))
-        .collect();
+    let attributes =
+        defs.iter().map(|(_, def)| attr_field(def, d.attributes.get(&def.code), msg(format!("attributes.{}", def.code)), l)).collect();
     let owner = opt(&d.owner);
     let gender = opt(&d.gender);
     let status = d.status.clone().unwrap_or_else(|| "active".into());
@@ -433,10 +507,21 @@ async fn form_page(state: &AppState, staff: &Staff, id: Option<i64>, version: i6
         id,
         version,
         tags: d.tags.join("，"),
-        genders: Gender::ALL.iter().map(|g| Opt { value: g.code().into(), label: l.msg(&g.label()), selected: g.code() == gender }).collect(),
+        genders: Gender::ALL
+            .iter()
+            .map(|g| Opt { value: g.code().into(), label: l.msg(&g.label()), selected: g.code() == gender })
+            .collect(),
         statuses: status_opts(l, &status),
         categories: category_opts(&cats, l, &d.category, true),
-        owners: users.iter().filter(|u| u.active).map(|u| Opt { value: u.username.clone(), label: format!("{} ({})", u.display_name, u.username), selected: u.username == owner }).collect(),
+        owners: users
+            .iter()
+            .filter(|u| u.active)
+            .map(|u| Opt {
+                value: u.username.clone(),
+                label: format!("{} ({})", u.display_name, u.username),
+                selected: u.username == owner,
+            })
+            .collect(),
         kinds: ContactKind::ALL.iter().map(|k| (k.code().to_string(), l.msg(&k.label()))).collect(),
         contacts,
         related,
@@ -455,7 +540,11 @@ fn attr_field(def: &AttrDef, input: Option<&AttrInput>, error: Option<String>, l
         label: l.pick(&def.label_zh, &def.label_en).to_string(),
         kind: def.kind.code(),
         repeatable: def.repeatable,
-        choices: if def.kind == AttrKind::Choice { def.choices.iter().map(|c| Opt { value: c.clone(), label: c.clone(), selected: values.contains(c) }).collect() } else { Vec::new() },
+        choices: if def.kind == AttrKind::Choice {
+            def.choices.iter().map(|c| Opt { value: c.clone(), label: c.clone(), selected: values.contains(c) }).collect()
+        } else {
+            Vec::new()
+        },
         value: values.join("\n"),
         error,
     }
@@ -472,8 +561,16 @@ fn record_to_draft(r: &ReaderRecord) -> ReaderDraft {
         status: Some(r.status.code().into()),
         enrolled_on: r.enrolled_on.clone(),
         expires_on: r.expires_on.clone(),
-        contacts: r.contacts.iter().map(|c| ContactDraft { kind: c.kind.code().into(), value: c.value.clone(), primary: c.primary, verified: c.verified }).collect(),
-        related: r.related.iter().map(|x| RelatedDraft { name: x.name.clone(), relation: x.relation.clone(), phone: x.phone.clone(), email: x.email.clone() }).collect(),
+        contacts: r
+            .contacts
+            .iter()
+            .map(|c| ContactDraft { kind: c.kind.code().into(), value: c.value.clone(), primary: c.primary, verified: c.verified })
+            .collect(),
+        related: r
+            .related
+            .iter()
+            .map(|x| RelatedDraft { name: x.name.clone(), relation: x.relation.clone(), phone: x.phone.clone(), email: x.email.clone() })
+            .collect(),
         tags: r.tags.clone(),
         attributes: r.attributes.iter().map(|(k, v)| (k.clone(), AttrInput::Many(v.clone()))).collect(),
         owner: r.owner.clone(),
@@ -550,7 +647,10 @@ fn parse_posted(pairs: Vec<(String, String)>) -> Posted {
         }
     }
     d.contacts = contacts.into_values().filter(|c| !c.value.trim().is_empty()).collect();
-    d.related = related.into_values().filter(|r| !(r.name.trim().is_empty() && r.relation.trim().is_empty() && r.phone.is_none() && r.email.is_none())).collect();
+    d.related = related
+        .into_values()
+        .filter(|r| !(r.name.trim().is_empty() && r.relation.trim().is_empty() && r.phone.is_none() && r.email.is_none()))
+        .collect();
     Posted { draft: d, version, csrf }
 }
 
@@ -574,8 +674,12 @@ async fn create(State(state): State<AppState>, staff: Staff, Form(pairs): Form<V
     };
     match state.store.create_reader(&staff.actor(), &input).await {
         Ok(r) => Ok(see_other(&format!("/readers/{}?flash=created", r.id))),
-        Err(lector_store::StoreError::Invalid(errors)) => form_page(&state, &staff, None, 0, posted.draft, errors, None).await.map(unprocessable),
-        Err(lector_store::StoreError::Conflict(m)) => form_page(&state, &staff, None, 0, posted.draft, FieldErrors::default(), Some(staff.lang.msg(&m))).await.map(conflict),
+        Err(lector_store::StoreError::Invalid(errors)) => {
+            form_page(&state, &staff, None, 0, posted.draft, errors, None).await.map(unprocessable)
+        }
+        Err(lector_store::StoreError::Conflict(m)) => {
+            form_page(&state, &staff, None, 0, posted.draft, FieldErrors::default(), Some(staff.lang.msg(&m))).await.map(conflict)
+        }
         Err(e) => Err(PageError(e.into(), staff.lang)),
     }
 }
@@ -594,7 +698,12 @@ async fn edit_form(State(state): State<AppState>, staff: Staff, Path(id): Path<i
     form_page(&state, &staff, Some(id), r.version, record_to_draft(&r), FieldErrors::default(), None).await
 }
 
-async fn update(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>, Form(pairs): Form<Vec<(String, String)>>) -> Result<Response, PageError> {
+async fn update(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
     staff.require(Permission::ReadersEdit)?;
     let posted = parse_posted(pairs);
     staff.check_csrf(posted.csrf.as_deref())?;
@@ -604,8 +713,14 @@ async fn update(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>
     };
     match state.store.update_reader(&staff.actor(), id, posted.version, &input).await {
         Ok(_) => Ok(see_other(&format!("/readers/{id}?flash=saved"))),
-        Err(lector_store::StoreError::Invalid(errors)) => form_page(&state, &staff, Some(id), posted.version, posted.draft, errors, None).await.map(unprocessable),
-        Err(lector_store::StoreError::Conflict(m)) => form_page(&state, &staff, Some(id), posted.version, posted.draft, FieldErrors::default(), Some(staff.lang.msg(&m))).await.map(conflict),
+        Err(lector_store::StoreError::Invalid(errors)) => {
+            form_page(&state, &staff, Some(id), posted.version, posted.draft, errors, None).await.map(unprocessable)
+        }
+        Err(lector_store::StoreError::Conflict(m)) => {
+            form_page(&state, &staff, Some(id), posted.version, posted.draft, FieldErrors::default(), Some(staff.lang.msg(&m)))
+                .await
+                .map(conflict)
+        }
         Err(e) => Err(PageError(e.into(), staff.lang)),
     }
 }
@@ -616,7 +731,12 @@ struct DeleteForm {
     version: Option<i64>,
 }
 
-async fn delete(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>, Form(f): Form<DeleteForm>) -> Result<Response, PageError> {
+async fn delete(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<DeleteForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::ReadersDelete)?;
     staff.check_csrf(f.csrf.as_deref())?;
     state.store.delete_reader(&staff.actor(), id, f.version).await.map_err(|e| PageError(e.into(), staff.lang))?;

@@ -40,19 +40,13 @@ pub fn find_chromedriver() -> Option<PathBuf> {
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain([
-            PathBuf::from("/usr/bin"),
-            PathBuf::from("/usr/lib/chromium"),
-        ])
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/lib/chromium")])
         .map(|dir| dir.join("chromedriver"))
         .find(|c| c.is_file())
 }
 
 fn chromium_binary() -> String {
-    std::env::var("CHROME_BIN")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "/usr/bin/chromium".to_string())
+    std::env::var("CHROME_BIN").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/usr/bin/chromium".to_string())
 }
 
 /// Starts chromedriver, or returns `None` (after printing why) when the tests must be skipped.
@@ -100,14 +94,7 @@ impl Driver {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
-        let mut driver = Driver {
-            child,
-            port,
-            log,
-            sessions: Mutex::new(Vec::new()),
-            profiles: Mutex::new(Vec::new()),
-            _dir: dir,
-        };
+        let mut driver = Driver { child, port, log, sessions: Mutex::new(Vec::new()), profiles: Mutex::new(Vec::new()), _dir: dir };
         driver.wait_ready(path);
         driver
     }
@@ -116,11 +103,7 @@ impl Driver {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{} exited early ({status}); its log:\n{}",
-                    path.display(),
-                    self.log_text()
-                );
+                panic!("{} exited early ({status}); its log:\n{}", path.display(), self.log_text());
             }
             if let Some(body) = http(self.port, "GET", "/status") {
                 if body.contains("\"ready\":true") || body.contains("\"ready\": true") {
@@ -171,19 +154,13 @@ impl Driver {
             _ => unreachable!(),
         };
         self.profiles.lock().unwrap().push(profile);
-        let client = ClientBuilder::rustls()
-            .expect("rustls")
-            .capabilities(caps)
-            .connect(&self.url())
-            .await
-            .unwrap_or_else(|e| panic!("cannot start a Chromium session through chromedriver: {e}\nchromedriver log:\n{}", self.log_text()));
+        let client = ClientBuilder::rustls().expect("rustls").capabilities(caps).connect(&self.url()).await.unwrap_or_else(|e| {
+            panic!("cannot start a Chromium session through chromedriver: {e}\nchromedriver log:\n{}", self.log_text())
+        });
         if let Ok(Some(id)) = client.session_id().await {
             self.sessions.lock().unwrap().push(id);
         }
-        Browser {
-            client,
-            base: base.trim_end_matches('/').to_string(),
-        }
+        Browser { client, base: base.trim_end_matches('/').to_string() }
     }
 }
 
@@ -195,10 +172,7 @@ impl Drop for Driver {
             let _ = http(self.port, "DELETE", &format!("/session/{id}"));
         }
         let pgid = self.child.id();
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{pgid}")])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pgid}")]).stderr(Stdio::null()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -218,11 +192,8 @@ fn http(port: u16, method: &str, path: &str) -> Option<String> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
+            let len =
+                head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
             if buf.len() >= end + 4 + len {
                 return Some(String::from_utf8_lossy(&buf).into_owned());
             }
@@ -252,10 +223,7 @@ impl Browser {
 
     pub async fn goto(&self, path: &str) {
         let url = self.url(path);
-        self.client
-            .goto(&url)
-            .await
-            .unwrap_or_else(|e| panic!("goto {url}: {e}"));
+        self.client.goto(&url).await.unwrap_or_else(|e| panic!("goto {url}: {e}"));
     }
 
     /// The path (and query) of the current page.
@@ -269,12 +237,7 @@ impl Browser {
 
     /// The URL and visible text of the current page, for failure messages.
     pub async fn context(&self) -> String {
-        let url = self
-            .client
-            .current_url()
-            .await
-            .map(|u| u.to_string())
-            .unwrap_or_else(|e| format!("<{e}>"));
+        let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_else(|e| format!("<{e}>"));
         let text = match self.client.find(Locator::Css("body")).await {
             Ok(b) => b.text().await.unwrap_or_default(),
             Err(e) => format!("<no body: {e}>"),
@@ -299,10 +262,7 @@ impl Browser {
                 Err(e) => panic!("waiting for {what}: {e}\n{}", self.context().await),
             }
             if start.elapsed() > WAIT {
-                panic!(
-                    "timed out after {WAIT:?} waiting for {what}\n{}",
-                    self.context().await
-                );
+                panic!("timed out after {WAIT:?} waiting for {what}\n{}", self.context().await);
             }
             tokio::time::sleep(POLL).await;
         }
@@ -310,14 +270,7 @@ impl Browser {
 
     /// Waits for an element matching `css` to exist.
     pub async fn wait_css(&self, css: &str) -> Element {
-        match self
-            .client
-            .wait()
-            .at_most(WAIT)
-            .every(POLL)
-            .for_element(Locator::Css(css))
-            .await
-        {
+        match self.client.wait().at_most(WAIT).every(POLL).for_element(Locator::Css(css)).await {
             Ok(e) => e,
             Err(e) => panic!("waiting for element `{css}`: {e}\n{}", self.context().await),
         }
@@ -345,40 +298,21 @@ impl Browser {
     /// The trimmed texts of every element matching `css`.
     pub async fn texts(&self, css: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for e in self
-            .client
-            .find_all(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("find_all `{css}`: {e}"))
-        {
-            out.push(
-                e.text()
-                    .await
-                    .unwrap_or_else(|e| panic!("text of `{css}`: {e}"))
-                    .trim()
-                    .to_string(),
-            );
+        for e in self.client.find_all(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find_all `{css}`: {e}")) {
+            out.push(e.text().await.unwrap_or_else(|e| panic!("text of `{css}`: {e}")).trim().to_string());
         }
         out
     }
 
     pub async fn count(&self, css: &str) -> usize {
-        self.client
-            .find_all(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("find_all `{css}`: {e}"))
-            .len()
+        self.client.find_all(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find_all `{css}`: {e}")).len()
     }
 
     /// Replaces the value of the input matching `css` by typing.
     pub async fn fill(&self, css: &str, value: &str) {
         let e = self.wait_css(css).await;
-        e.clear()
-            .await
-            .unwrap_or_else(|err| panic!("clear `{css}`: {err}"));
-        e.send_keys(value)
-            .await
-            .unwrap_or_else(|err| panic!("type into `{css}`: {err}"));
+        e.clear().await.unwrap_or_else(|err| panic!("clear `{css}`: {err}"));
+        e.send_keys(value).await.unwrap_or_else(|err| panic!("type into `{css}`: {err}"));
         let got = e.prop("value").await.ok().flatten().unwrap_or_default();
         assert_eq!(got, value, "`{css}` should hold what was typed");
     }
@@ -393,10 +327,8 @@ impl Browser {
     /// Fills the sign-in form and submits it (does not wait for the outcome).
     pub async fn submit_login(&self, user: &str, password: &str) {
         self.wait_css("form#login-form").await;
-        self.fill("form#login-form input[name=username]", user)
-            .await;
-        self.fill("form#login-form input[name=password]", password)
-            .await;
+        self.fill("form#login-form input[name=username]", user).await;
+        self.fill("form#login-form input[name=password]", password).await;
         self.click("#login-submit").await;
     }
 
@@ -404,10 +336,7 @@ impl Browser {
     pub async fn login(&self, (user, password): (&str, &str)) {
         self.goto("/login").await;
         self.submit_login(user, password).await;
-        self.wait_path("to leave /login after signing in", |p| {
-            !p.starts_with("/login")
-        })
-        .await;
+        self.wait_path("to leave /login after signing in", |p| !p.starts_with("/login")).await;
         self.wait_css("a#nav-readers").await;
     }
 
@@ -443,24 +372,15 @@ pub const READERS: &[(&str, &str, &str, &str)] = &[
 impl App {
     pub async fn start() -> App {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .expect("open store");
+        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display())).await.expect("open store");
         let actor = Actor::system("test");
-        for (username, display, role, password) in [
-            (LIBRARIAN.0, "图书馆员", Role::Librarian, LIBRARIAN.1),
-            (ADMIN.0, "管理员", Role::Admin, ADMIN.1),
-        ] {
+        for (username, display, role, password) in
+            [(LIBRARIAN.0, "图书馆员", Role::Librarian, LIBRARIAN.1), (ADMIN.0, "管理员", Role::Admin, ADMIN.1)]
+        {
             store
                 .create_user(
                     &actor,
-                    NewUser {
-                        username: username.into(),
-                        display_name: display.into(),
-                        role,
-                        department: None,
-                        password: password.into(),
-                    },
+                    NewUser { username: username.into(), display_name: display.into(), role, department: None, password: password.into() },
                 )
                 .await
                 .unwrap_or_else(|e| panic!("create user {username}: {e}"));
@@ -473,46 +393,20 @@ impl App {
                 name: name.into(),
                 category: "undergraduate".into(),
                 affiliation: Some(affiliation.into()),
-                contacts: vec![ContactDraft {
-                    kind: "email".into(),
-                    value: email.into(),
-                    primary: true,
-                    verified: false,
-                }],
+                contacts: vec![ContactDraft { kind: "email".into(), value: email.into(), primary: true, verified: false }],
                 ..Default::default()
             };
-            let input = draft
-                .parse(today)
-                .unwrap_or_else(|e| panic!("reader {name}: {e:?}"));
-            let rec = store
-                .create_reader(&actor, &input)
-                .await
-                .unwrap_or_else(|e| panic!("create reader {name}: {e}"));
+            let input = draft.parse(today).unwrap_or_else(|e| panic!("reader {name}: {e:?}"));
+            let rec = store.create_reader(&actor, &input).await.unwrap_or_else(|e| panic!("create reader {name}: {e}"));
             readers.insert(card, rec.id);
         }
-        let router = lector_web::router(lector_web::AppState {
-            store: store.clone(),
-            secure_cookies: false,
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind app");
+        let router = lector_web::router(lector_web::AppState { store: store.clone(), secure_cookies: false });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind app");
         let addr = listener.local_addr().expect("app addr");
         let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("serve");
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serve");
         });
-        App {
-            store,
-            base: format!("http://{addr}"),
-            readers,
-            server,
-            _dir: dir,
-        }
+        App { store, base: format!("http://{addr}"), readers, server, _dir: dir }
     }
 
     pub fn reader_id(&self, card: &str) -> i64 {
