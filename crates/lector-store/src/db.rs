@@ -160,6 +160,17 @@ impl Sql {
         self
     }
 
+    /// Appends placeholders for `values`, separated by commas.
+    pub fn bind_list(&mut self, values: impl IntoIterator<Item = Param>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v);
+        }
+        self
+    }
+
     /// The same parameters under other text (a count and a page over one filter).
     pub fn with_text(&self, text: &str) -> Sql {
         Sql { text: text.to_string(), params: self.params.clone() }

@@ -1,7 +1,7 @@
 //! Reader records: create, read, update with optimistic concurrency, delete, search, bulk load.
 
 use crate::audit::{self, Change};
-use crate::db::{flag, is_unique_violation, Sql, Store};
+use crate::db::{flag, is_unique_violation, Param, Sql, Store};
 use crate::{now_text, Actor, Page, Result, StoreError};
 use lector_domain::attribute::AttrDef;
 use lector_domain::contact::{lookup_key, ContactKind};
@@ -302,28 +302,15 @@ impl Store {
     pub async fn create_reader(&self, actor: &Actor, input: &ReaderInput) -> Result<ReaderRecord> {
         let mut tx = self.begin().await?;
         let resolved = self.resolve(&mut tx, input, None, None).await?;
-        let py = pinyin_of(input.name.as_str());
         let now = now_text();
-        let inserted = sqlx::query(
-            "INSERT INTO readers (card_no, name, pinyin, initials, gender, birth_date, category_id, affiliation, status, enrolled_on, expires_on, owner_id, notes, version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14) RETURNING id",
-        )
-        .bind(input.card_no.as_str().to_string())
-        .bind(input.name.as_str().to_string())
-        .bind(py.full)
-        .bind(py.initials)
-        .bind(input.gender.code().to_string())
-        .bind(input.birth_date.map(|d| d.to_string()))
-        .bind(resolved.category_id)
-        .bind(input.affiliation.clone())
-        .bind(input.status.code().to_string())
-        .bind(input.enrolled_on.map(|d| d.to_string()))
-        .bind(input.expires_on.map(|d| d.to_string()))
-        .bind(resolved.owner_id)
-        .bind(input.notes.clone())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await;
+        let mut insert = Sql::new(&format!("INSERT INTO readers ({READER_COLUMNS}, version, created_at, updated_at) VALUES ("));
+        insert
+            .bind_list(reader_values(input, resolved.category_id, resolved.owner_id))
+            .push(", 1, ")
+            .bind(now.as_str())
+            .push(", ")
+            .bind(now);
+        let inserted = insert.push(") RETURNING id").query().fetch_one(&mut *tx).await;
         let id: i64 = match inserted {
             Ok(r) => r.try_get("id")?,
             Err(e) if is_unique_violation(&e) => return Err(duplicate_card(input.card_no.as_str())),
@@ -360,30 +347,18 @@ impl Store {
         let current_category: i64 =
             sqlx::query("SELECT category_id FROM readers WHERE id = $1").bind(id).fetch_one(&mut *tx).await?.try_get("category_id")?;
         let resolved = self.resolve(&mut tx, input, Some(id), Some(current_category)).await?;
-        let py = pinyin_of(input.name.as_str());
-        let updated = sqlx::query(
-            "UPDATE readers SET card_no = $1, name = $2, pinyin = $3, initials = $4, gender = $5, birth_date = $6, category_id = $7, affiliation = $8,
-             status = $9, enrolled_on = $10, expires_on = $11, owner_id = $12, notes = $13, version = version + 1, updated_at = $14
-             WHERE id = $15 AND version = $16",
-        )
-        .bind(input.card_no.as_str().to_string())
-        .bind(input.name.as_str().to_string())
-        .bind(py.full)
-        .bind(py.initials)
-        .bind(input.gender.code().to_string())
-        .bind(input.birth_date.map(|d| d.to_string()))
-        .bind(resolved.category_id)
-        .bind(input.affiliation.clone())
-        .bind(input.status.code().to_string())
-        .bind(input.enrolled_on.map(|d| d.to_string()))
-        .bind(input.expires_on.map(|d| d.to_string()))
-        .bind(resolved.owner_id)
-        .bind(input.notes.clone())
-        .bind(now_text())
-        .bind(id)
-        .bind(expected_version)
-        .execute(&mut *tx)
-        .await;
+        let mut update = Sql::new("UPDATE readers SET ");
+        for (column, value) in READER_COLUMNS.split(", ").zip(reader_values(input, resolved.category_id, resolved.owner_id)) {
+            update.push(column).push(" = ").bind(value).push(", ");
+        }
+        update
+            .push("version = version + 1, updated_at = ")
+            .bind(now_text())
+            .push(" WHERE id = ")
+            .bind(id)
+            .push(" AND version = ")
+            .bind(expected_version);
+        let updated = update.query().execute(&mut *tx).await;
         match updated {
             Ok(r) if r.rows_affected() == 1 => {}
             Ok(_) => return Err(stale(before.version + 1, expected_version)),
@@ -551,11 +526,11 @@ impl Store {
         }
         // Read before the transaction takes a connection (and, on SQLite, the write lock).
         let categories: HashMap<String, i64> = self.categories().await?.into_iter().map(|c| (c.code, c.id)).collect();
-        let users: HashMap<String, i64> = self.users().await?.into_iter().map(|u| (u.username, u.id)).collect();
+        let users: HashMap<String, i64> = self.users().await?.into_iter().filter(|u| u.active).map(|u| (u.username, u.id)).collect();
         let mut tx = self.begin().await?;
         let mut ids: HashMap<String, i64> = HashMap::with_capacity(inputs.len());
         for chunk in inputs.chunks(rows_per_insert(16)) {
-            let mut sql = Sql::new("INSERT INTO readers (card_no, name, pinyin, initials, gender, birth_date, category_id, affiliation, status, enrolled_on, expires_on, owner_id, notes, version, created_at, updated_at) VALUES ");
+            let mut sql = Sql::new(&format!("INSERT INTO readers ({READER_COLUMNS}, version, created_at, updated_at) VALUES "));
             for (i, r) in chunk.iter().enumerate() {
                 let category = *categories.get(&r.category).ok_or_else(|| {
                     StoreError::invalid(
@@ -563,39 +538,14 @@ impl Store {
                         Msg::new(format!("没有读者类型“{}”", r.category), format!("no reader category '{}'", r.category)),
                     )
                 })?;
-                let owner = r.owner.as_ref().and_then(|o| users.get(o).copied());
-                let py = pinyin_of(r.name.as_str());
-                sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(r.card_no.as_str())
-                    .push(", ")
-                    .bind(r.name.as_str())
-                    .push(", ")
-                    .bind(py.full)
-                    .push(", ")
-                    .bind(py.initials)
-                    .push(", ")
-                    .bind(r.gender.code())
-                    .push(", ")
-                    .bind(r.birth_date.map(|d| d.to_string()))
-                    .push(", ")
-                    .bind(category)
-                    .push(", ")
-                    .bind(r.affiliation.clone())
-                    .push(", ")
-                    .bind(r.status.code())
-                    .push(", ")
-                    .bind(r.enrolled_on.map(|d| d.to_string()))
-                    .push(", ")
-                    .bind(r.expires_on.map(|d| d.to_string()))
-                    .push(", ")
-                    .bind(owner)
-                    .push(", ")
-                    .bind(r.notes.clone())
-                    .push(", 1, ")
-                    .bind(created_at)
-                    .push(", ")
-                    .bind(created_at)
-                    .push(")");
+                let owner = match &r.owner {
+                    None => None,
+                    Some(o) => Some(*users.get(&o.to_lowercase()).ok_or_else(|| {
+                        StoreError::invalid("owner", Msg::new(format!("没有在职馆员“{o}”"), format!("no active staff member '{o}'")))
+                    })?),
+                };
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.bind_list(reader_values(r, category, owner)).push(", 1, ").bind(created_at).push(", ").bind(created_at).push(")");
             }
             sql.push(" RETURNING id, card_no");
             let rows = sql.query().fetch_all(&mut *tx).await.map_err(|e| {
@@ -696,6 +646,31 @@ impl Store {
         tx.commit().await?;
         Ok(inputs.len())
     }
+}
+
+/// The columns a reader input sets, in the order of [`reader_values`].
+const READER_COLUMNS: &str =
+    "card_no, name, pinyin, initials, gender, birth_date, category_id, affiliation, status, enrolled_on, expires_on, owner_id, notes";
+
+/// The values of [`READER_COLUMNS`] for `input`, with its references resolved to ids.
+fn reader_values(input: &ReaderInput, category_id: i64, owner_id: Option<i64>) -> Vec<Param> {
+    let py = pinyin_of(input.name.as_str());
+    let date = |d: Option<chrono::NaiveDate>| Param::from(d.map(|d| d.to_string()));
+    vec![
+        input.card_no.as_str().into(),
+        input.name.as_str().into(),
+        py.full.into(),
+        py.initials.into(),
+        input.gender.code().into(),
+        date(input.birth_date),
+        category_id.into(),
+        input.affiliation.clone().into(),
+        input.status.code().into(),
+        date(input.enrolled_on),
+        date(input.expires_on),
+        owner_id.into(),
+        input.notes.clone().into(),
+    ]
 }
 
 /// Rows per multi-row INSERT with `params` placeholders each. SQLite resolves a numbered
