@@ -156,7 +156,7 @@ pub struct Reader {
     pub card_no: String,
     #[schema(example = "张晓明")]
     pub name: String,
-    #[schema(example = "zhang xiao ming")]
+    #[schema(example = "zhangxiaoming")]
     pub pinyin: String,
     #[schema(example = "zxm")]
     pub initials: String,
