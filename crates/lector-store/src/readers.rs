@@ -15,7 +15,7 @@ use sqlx::{Any, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
 
 /// A search stops collecting candidates here and reports "more than" instead of a total.
-pub const SEARCH_CANDIDATE_CAP: i64 = 5000;
+pub const SEARCH_CANDIDATE_CAP: i64 = 1000;
 /// Lists count at most this many matches.
 pub const COUNT_CAP: i64 = 10000;
 
@@ -434,6 +434,8 @@ impl Store {
             candidates(&mut filter, term);
             filter.push(")");
         }
+        let filtered = [&q.category, &q.affiliation, &q.tag, &q.owner].iter().any(|f| f.as_deref().is_some_and(|s| !s.is_empty()))
+            || q.status.is_some();
         if let Some(c) = q.category.as_deref().filter(|s| !s.is_empty()) {
             filter.push(" AND r.category_id = (SELECT id FROM categories WHERE code = ").bind(c).push(")");
         }
@@ -470,24 +472,25 @@ impl Store {
         ));
         let rows = list.query().fetch_all(&self.pool).await?;
         let items = rows.iter().map(summary).collect::<Result<Vec<_>>>()?;
-        let counted: i64 = if page == 1 && (items.len() as i64) < per_page {
-            items.len() as i64
-        } else {
-            count.query().fetch_one(&self.pool).await?.try_get("n")?
-        };
-        let mut capped = counted > COUNT_CAP;
+        // A search counts its candidates (cheap: an index range of at most the cap); without
+        // other filters that count is the total, and reaching the cap means "more than".
+        let mut capped = false;
+        let mut total = None;
         if let Some(term) = &q.q {
-            // A search whose candidates hit the cap may have more matches than it counted.
-            let probe = {
-                let mut s = Sql::new("SELECT COUNT(*) AS n FROM (");
-                candidates(&mut s, term);
-                s.push(") AS c");
-                s
-            };
-            if counted > 0 && probe.query().fetch_one(&self.pool).await?.try_get::<i64, _>("n")? >= SEARCH_CANDIDATE_CAP {
-                capped = true;
+            let mut probe = Sql::new("SELECT COUNT(*) AS raw, COUNT(DISTINCT c.id) AS n FROM (");
+            candidates(&mut probe, term);
+            let row = probe.push(") AS c").query().fetch_one(&self.pool).await?;
+            capped = row.try_get::<i64, _>("raw")? >= SEARCH_CANDIDATE_CAP;
+            if !filtered {
+                total = Some(row.try_get::<i64, _>("n")?);
             }
         }
+        let counted = match total {
+            Some(n) => n,
+            None if page == 1 && (items.len() as i64) < per_page => items.len() as i64,
+            None => count.query().fetch_one(&self.pool).await?.try_get("n")?,
+        };
+        capped |= counted > COUNT_CAP;
         Ok(Page { items, total: counted.min(COUNT_CAP), total_capped: capped, page, per_page })
     }
 
@@ -685,7 +688,7 @@ fn rows_per_insert(params: usize) -> usize {
 fn candidates(sql: &mut Sql, term: &SearchTerm) {
     let cap = SEARCH_CANDIDATE_CAP;
     let key_range = |sql: &mut Sql, prefix: &str| {
-        sql.push("SELECT reader_id FROM (SELECT reader_id FROM reader_search_keys WHERE key >= ").bind(prefix);
+        sql.push("SELECT reader_id AS id FROM (SELECT reader_id FROM reader_search_keys WHERE key >= ").bind(prefix);
         if let Some(hi) = prefix_upper_bound(prefix) {
             sql.push(" AND key < ").bind(hi);
         }
@@ -701,11 +704,11 @@ fn candidates(sql: &mut Sql, term: &SearchTerm) {
     match term {
         SearchTerm::Pinyin(p) | SearchTerm::Name(p) => key_range(sql, p),
         SearchTerm::Email(e) => {
-            sql.push("SELECT reader_id FROM reader_contacts WHERE lookup = ").bind(e.as_str());
+            sql.push("SELECT reader_id AS id FROM reader_contacts WHERE lookup = ").bind(e.as_str());
         }
         SearchTerm::Number(n) => {
             card_range(sql, n);
-            sql.push(" UNION SELECT reader_id FROM reader_contacts WHERE lookup = ").bind(n.as_str()).push(" UNION ");
+            sql.push(" UNION SELECT reader_id AS id FROM reader_contacts WHERE lookup = ").bind(n.as_str()).push(" UNION ");
             key_range(sql, n);
         }
         SearchTerm::Card(c) => {

@@ -860,6 +860,13 @@ mod scenario {
         // Pinyin search across many readers: every 李 (i % 15 == 0) except none renamed.
         let li = store.readers(&ReaderQuery { q: SearchTerm::parse("李"), page: 1, per_page: 10, ..Default::default() }).await.unwrap();
         assert_eq!(li.total, 2000 / 15 + 1);
+        assert!(!li.total_capped);
+        // Every card number starts with B0: more candidates than a search collects, so the total
+        // is a lower bound and says so; a filter on top still pages through what was collected.
+        let broad = store.readers(&ReaderQuery { q: SearchTerm::parse("B0"), page: 1, per_page: 10, ..Default::default() }).await.unwrap();
+        assert!(broad.total_capped, "{} readers, not capped", broad.total);
+        assert_eq!(broad.total, lector_store::readers::SEARCH_CANDIDATE_CAP);
+        assert_eq!(broad.items.len(), 10);
 
         let full = store.reader_by_card("B00010").await.unwrap();
         assert_eq!(full.contacts.len(), 2);

@@ -42,9 +42,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves Lector on `listener` until Ctrl-C or SIGTERM.
-pub async fn serve(store: Store, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let app = router(AppState { store, secure_cookies: false });
+/// Serves Lector on `listener` until Ctrl-C or SIGTERM. `secure_cookies` marks cookies
+/// `Secure` (when users reach Lector over HTTPS).
+pub async fn serve(store: Store, listener: tokio::net::TcpListener, secure_cookies: bool) -> std::io::Result<()> {
+    let app = router(AppState { store, secure_cookies });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await
 }
 

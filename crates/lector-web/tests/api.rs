@@ -445,7 +445,19 @@ async fn contact_details_are_masked_or_audited() {
     }
     assert!(views().await.is_empty(), "masked views are not audited");
 
-    let (status, full) = app.get(app.token(Role::Librarian), &format!("/api/v1/readers/{id}")).await;
+    // Without asking, contacts are masked for everyone and nothing is audited.
+    let (status, plain) = app.get(app.token(Role::Librarian), &format!("/api/v1/readers/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(plain["contacts_masked"], true);
+    assert!(views().await.is_empty());
+    // Department staff may not ask for them.
+    let (status, body) = app.get(app.token(Role::Department), &format!("/api/v1/readers/{id}?contacts=full")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!body.to_string().contains("zxm@"));
+    let (status, _) = app.get(app.token(Role::Librarian), &format!("/api/v1/readers/{id}?contacts=everything")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, full) = app.get(app.token(Role::Librarian), &format!("/api/v1/readers/{id}?contacts=full")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(full["contacts_masked"], false);
     assert_eq!(full["contacts"][0]["value"], "zxm@pku.edu.cn");
@@ -456,7 +468,7 @@ async fn contact_details_are_masked_or_audited() {
     assert_eq!(v[0].actor_name, "librarian");
     assert_eq!(v[0].entity_id.as_deref(), Some(id.to_string().as_str()));
 
-    let (status, _) = app.get(app.token(Role::Leader), "/api/v1/readers/by-card/S2024001").await;
+    let (status, _) = app.get(app.token(Role::Leader), "/api/v1/readers/by-card/S2024001?contacts=full").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(views().await.len(), 2);
 }

@@ -110,12 +110,15 @@ struct Output {
 struct FileConfig {
     database_url: Option<String>,
     bind: Option<String>,
+    /// Mark cookies `Secure`: set when Lector is served over HTTPS (behind a TLS proxy).
+    secure_cookies: Option<bool>,
 }
 
 /// Everything a command needs to know about where things are.
 struct Settings {
     database_url: String,
     bind: String,
+    secure_cookies: bool,
 }
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -188,7 +191,7 @@ fn settings(cli: &Cli, bind: Option<&str>) -> anyhow::Result<Settings> {
     let data_dir = cli.data_dir.canonicalize().unwrap_or_else(|_| cli.data_dir.clone());
     let file = data_dir.join("lector.toml");
     let config: FileConfig = Figment::from(Toml::file(&file))
-        .merge(Env::prefixed("LECTOR_").only(&["database_url", "bind"]))
+        .merge(Env::prefixed("LECTOR_").only(&["database_url", "bind", "secure_cookies"]))
         .extract()
         .with_context(|| format!("cannot read the configuration {}", file.display()))?;
     let database_url = cli
@@ -198,7 +201,7 @@ fn settings(cli: &Cli, bind: Option<&str>) -> anyhow::Result<Settings> {
         .filter(|u| !u.trim().is_empty())
         .unwrap_or_else(|| sqlite_url(&data_dir.join("lector.db")));
     let bind = bind.map(String::from).or(config.bind).unwrap_or_else(|| DEFAULT_BIND.to_string());
-    Ok(Settings { database_url, bind })
+    Ok(Settings { database_url, bind, secure_cookies: config.secure_cookies.unwrap_or(false) })
 }
 
 fn sqlite_url(path: &Path) -> String {
@@ -239,7 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 writeln!(out, "Lector listening on http://{addr}")?;
                 out.flush()?;
             }
-            lector_web::serve(store, listener).await.context("the web server stopped with an error")?;
+            lector_web::serve(store, listener, s.secure_cookies).await.context("the web server stopped with an error")?;
             Ok(())
         }
         Command::Migrate => {

@@ -175,11 +175,35 @@ fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits and quotes are a valid header value")
 }
 
-/// The record as this user may see it: contact details masked without
-/// [`Permission::ReadersContacts`]; shown (and the viewing audited) with it.
-async fn shown(state: &AppState, user: &ApiUser, record: ReaderRecord) -> Result<Reader, AppError> {
-    let contacts = user.user.role.can(Permission::ReadersContacts);
-    if contacts && dto::has_contact_details(&record) {
+/// Which contact details a single-record read shows.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ShowParams {
+    /// `full` shows contact details unmasked: needs `readers.contacts`, and the viewing is written
+    /// to the audit log. Without it contact details are masked for everyone, so plain lookups
+    /// stay reads.
+    contacts: Option<String>,
+}
+
+/// The record as this request may see it: masked unless `?contacts=full`, which needs
+/// [`Permission::ReadersContacts`] and is audited.
+async fn shown(state: &AppState, user: &ApiUser, record: ReaderRecord, params: &ShowParams) -> Result<Reader, AppError> {
+    let full = match params.contacts.as_deref() {
+        None | Some("") | Some("masked") => false,
+        Some("full") => true,
+        Some(other) => {
+            let mut f = FieldErrors::default();
+            f.push(
+                "contacts",
+                Msg::new(
+                    format!("contacts 只能是 full 或 masked，而不是“{other}”"),
+                    format!("contacts must be full or masked, not '{other}'"),
+                ),
+            );
+            return Err(AppError::Invalid(f));
+        }
+    };
+    if full {
+        user.require(Permission::ReadersContacts)?;
         state
             .store
             .audit_access(
@@ -195,7 +219,7 @@ async fn shown(state: &AppState, user: &ApiUser, record: ReaderRecord) -> Result
             )
             .await?;
     }
-    Ok(Reader::from_record(record, contacts))
+    Ok(Reader::from_record(record, full))
 }
 
 fn record_response(status: StatusCode, reader: Reader) -> Response {
@@ -242,16 +266,16 @@ pub async fn list_readers(
     Ok(Json(page.into()))
 }
 
-/// One reader's whole record. Needs `readers.view`; contact details are masked without
-/// `readers.contacts`, and showing them is written to the audit log.
+/// One reader's whole record. Needs `readers.view`; contact details are masked unless
+/// `?contacts=full`, which needs `readers.contacts` and is written to the audit log.
 #[utoipa::path(
     get, path = "/api/v1/readers/{id}", tag = "readers",
-    params(("id" = i64, Path, description = "Reader id")),
+    params(("id" = i64, Path, description = "Reader id"), ShowParams),
     responses(
         (status = 200, description = "The record; `ETag` carries its version", body = Reader,
             headers(("ETag" = String, description = "The record's version, quoted"))),
         (status = 401, description = "No or invalid token", body = ErrorBody),
-        (status = 403, description = "The role may not view readers", body = ErrorBody),
+        (status = 403, description = "The role may not view readers (or their full contact details)", body = ErrorBody),
         (status = 404, description = "No such reader", body = ErrorBody),
     )
 )]
@@ -259,17 +283,18 @@ pub async fn get_reader(
     State(state): State<AppState>,
     user: ApiUser,
     id: Result<Path<String>, PathRejection>,
+    Query(show): Query<ShowParams>,
 ) -> Result<Response, AppError> {
     user.require(Permission::ReadersView)?;
     let id = reader_id(id)?;
     let record = state.store.reader(id).await?;
-    Ok(record_response(StatusCode::OK, shown(&state, &user, record).await?))
+    Ok(record_response(StatusCode::OK, shown(&state, &user, record, &show).await?))
 }
 
 /// One reader's whole record by card number (one store query). Same rules as by id.
 #[utoipa::path(
     get, path = "/api/v1/readers/by-card/{card_no}", tag = "readers",
-    params(("card_no" = String, Path, description = "Card number (读者证号); case and full-width digits do not matter")),
+    params(("card_no" = String, Path, description = "Card number (读者证号); case and full-width digits do not matter"), ShowParams),
     responses(
         (status = 200, description = "The record", body = Reader,
             headers(("ETag" = String, description = "The record's version, quoted"))),
@@ -282,13 +307,14 @@ pub async fn get_reader_by_card(
     State(state): State<AppState>,
     user: ApiUser,
     card: Result<Path<String>, PathRejection>,
+    Query(show): Query<ShowParams>,
 ) -> Result<Response, AppError> {
     user.require(Permission::ReadersView)?;
     let Path(raw) =
         card.map_err(|e| bad_request(format!("路径参数无效：{}", e.body_text()), format!("invalid path parameter: {}", e.body_text())))?;
     let card = CardNo::parse(&raw).map_err(|_| AppError::NotFound)?;
     let record = state.store.reader_by_card(card.as_str()).await?;
-    Ok(record_response(StatusCode::OK, shown(&state, &user, record).await?))
+    Ok(record_response(StatusCode::OK, shown(&state, &user, record, &show).await?))
 }
 
 /// Creates a reader. Needs `readers.edit`.
