@@ -2,7 +2,7 @@
 --
 -- Every request picks a random line of BENCH_LIST (a card number or a search term drawn from the
 -- seeded data), percent-encodes it, appends it to BENCH_PREFIX (e.g. `/api/v1/readers/by-card/`
--- or `/api/v1/readers?q=`) and sends `Authorization: Bearer $BENCH_TOKEN` when BENCH_TOKEN is set.
+-- or `/api/v1/readers?q=`), then BENCH_SUFFIX if set (e.g. `?contacts=full`), and sends `Authorization: Bearer $BENCH_TOKEN` when BENCH_TOKEN is set.
 -- `done` prints one machine-readable line:
 --   BENCH p50_us=… p99_us=… rps=… requests=… non2xx=… socket_errors=…
 
@@ -15,6 +15,7 @@ end
 
 local items = {}
 local prefix = "/"
+local suffix = ""
 local headers = {}
 
 local function encode(s)
@@ -24,6 +25,7 @@ end
 function init(args)
   local list = os.getenv("BENCH_LIST")
   prefix = os.getenv("BENCH_PREFIX") or "/"
+  suffix = os.getenv("BENCH_SUFFIX") or ""
   local token = os.getenv("BENCH_TOKEN")
   if token and token ~= "" then
     headers["Authorization"] = "Bearer " .. token
@@ -32,7 +34,7 @@ function init(args)
   for line in f:lines() do
     line = line:gsub("%s+$", "")
     if line ~= "" then
-      items[#items + 1] = prefix .. encode(line)
+      items[#items + 1] = prefix .. encode(line) .. suffix
     end
   end
   f:close()

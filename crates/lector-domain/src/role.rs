@@ -34,6 +34,12 @@ pub enum Permission {
     ConfigManage,
     /// Browse the audit log.
     AuditView,
+    /// See interactions and follow-up tasks across readers.
+    TrackingView,
+    /// Record interactions with readers and assign follow-up tasks.
+    TrackingRecord,
+    /// Hand readers over to another owner (业务负责人).
+    ReadersHandOver,
 }
 
 impl Role {
@@ -74,9 +80,11 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Leader => matches!(p, ReadersView | ReadersContacts | ReadersExport | AuditView),
-            Role::Librarian => matches!(p, ReadersView | ReadersContacts | ReadersEdit | ReadersExport),
-            Role::Department => matches!(p, ReadersView),
+            Role::Leader => matches!(p, ReadersView | ReadersContacts | ReadersExport | AuditView | TrackingView | ReadersHandOver),
+            Role::Librarian => {
+                matches!(p, ReadersView | ReadersContacts | ReadersEdit | ReadersExport | TrackingView | TrackingRecord | ReadersHandOver)
+            }
+            Role::Department => matches!(p, ReadersView | TrackingView | TrackingRecord),
             Role::Analyst => false,
         }
     }
@@ -95,6 +103,10 @@ mod tests {
         assert!(Role::Department.can(Permission::ReadersView));
         assert!(!Role::Department.can(Permission::ReadersContacts));
         assert!(!Role::Analyst.can(Permission::ReadersView));
+        assert!(Role::Department.can(Permission::TrackingRecord));
+        assert!(!Role::Department.can(Permission::ReadersHandOver));
+        assert!(Role::Leader.can(Permission::ReadersHandOver) && !Role::Leader.can(Permission::TrackingRecord));
+        assert!(!Role::Analyst.can(Permission::TrackingView));
         assert_eq!(Role::parse("leader").unwrap(), Role::Leader);
         assert!(Role::parse("root").is_err());
     }

@@ -78,13 +78,17 @@ impl Store {
         migrations::run(self).await
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, so two
-    /// writers queue on the busy timeout instead of failing when a read upgrades to a write.
+    /// Starts a write transaction. On SQLite its first statement is a write (touching no row),
+    /// which takes the write lock at once, so two writers queue on the busy timeout instead of
+    /// failing when a read upgrades to a write. (Not `BEGIN IMMEDIATE` through `begin_with`:
+    /// sqlx refuses that on a connection whose dropped transaction is still rolling back, which
+    /// happens whenever a client disconnects mid-request.)
     pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("UPDATE schema_migrations SET version = version WHERE 1 = 0").execute(&mut *tx).await?;
+        }
+        Ok(tx)
     }
 
     /// Checks the database answers (for `/healthz`).

@@ -317,7 +317,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         self.write_children(&mut tx, id, input, &resolved).await?;
-        let after = load_reader(&mut tx, id).await?;
+        let after = load_reader(&mut tx, ReaderKey::Id(id)).await?;
         audit::record(
             &mut tx,
             actor,
@@ -340,7 +340,7 @@ impl Store {
     #[tracing::instrument(skip(self, input))]
     pub async fn update_reader(&self, actor: &Actor, id: i64, expected_version: i64, input: &ReaderInput) -> Result<ReaderRecord> {
         let mut tx = self.begin().await?;
-        let before = load_reader(&mut tx, id).await?;
+        let before = load_reader(&mut tx, ReaderKey::Id(id)).await?;
         if before.version != expected_version {
             return Err(stale(before.version, expected_version));
         }
@@ -366,7 +366,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         self.write_children(&mut tx, id, input, &resolved).await?;
-        let after = load_reader(&mut tx, id).await?;
+        let after = load_reader(&mut tx, ReaderKey::Id(id)).await?;
         audit::record(
             &mut tx,
             actor,
@@ -387,7 +387,7 @@ impl Store {
     /// Deletes a reader (and its contacts, tags …), keeping the full record in the audit log.
     pub async fn delete_reader(&self, actor: &Actor, id: i64, expected_version: Option<i64>) -> Result<()> {
         let mut tx = self.begin().await?;
-        let before = load_reader(&mut tx, id).await?;
+        let before = load_reader(&mut tx, ReaderKey::Id(id)).await?;
         if let Some(v) = expected_version.filter(|v| *v != before.version) {
             return Err(stale(before.version, v));
         }
@@ -411,17 +411,12 @@ impl Store {
 
     pub async fn reader(&self, id: i64) -> Result<ReaderRecord> {
         let mut conn = self.pool.acquire().await?;
-        load_reader(&mut conn, id).await
+        load_reader(&mut conn, ReaderKey::Id(id)).await
     }
 
     pub async fn reader_by_card(&self, card_no: &str) -> Result<ReaderRecord> {
         let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query("SELECT id FROM readers WHERE card_no = $1")
-            .bind(card_no.to_string())
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        load_reader(&mut conn, row.try_get("id")?).await
+        load_reader(&mut conn, ReaderKey::CardNo(card_no)).await
     }
 
     /// Lists readers matching `q`, a page at a time.
@@ -727,57 +722,54 @@ fn stale(current: i64, expected: i64) -> StoreError {
 }
 
 /// Loads a whole record with its child rows.
-async fn load_reader(conn: &mut sqlx::AnyConnection, id: i64) -> Result<ReaderRecord> {
-    let row = sqlx::query(&format!(
-        "SELECT {SUMMARY_COLUMNS}, r.initials, r.birth_date, r.enrolled_on, r.expires_on, r.notes, r.version, r.created_at{FROM_READERS} WHERE r.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::NotFound)?;
+/// Which reader to load.
+enum ReaderKey<'a> {
+    Id(i64),
+    CardNo(&'a str),
+}
+
+/// Loads a whole record in two queries: the reader row, then its contacts, related contacts,
+/// tags and attribute values together (a lookup is on the hot path of every client).
+async fn load_reader(conn: &mut sqlx::AnyConnection, key: ReaderKey<'_>) -> Result<ReaderRecord> {
+    let columns = format!(
+        "SELECT {SUMMARY_COLUMNS}, r.initials, r.birth_date, r.enrolled_on, r.expires_on, r.notes, r.version, r.created_at{FROM_READERS}"
+    );
+    let query = match key {
+        ReaderKey::Id(id) => Sql::new(&format!("{columns} WHERE r.id = ")).bind(id).clone(),
+        ReaderKey::CardNo(card) => Sql::new(&format!("{columns} WHERE r.card_no = ")).bind(card).clone(),
+    };
+    let row = query.query().fetch_optional(&mut *conn).await?.ok_or(StoreError::NotFound)?;
     let s = summary(&row)?;
-    let contacts = sqlx::query("SELECT kind, value, is_primary, verified FROM reader_contacts WHERE reader_id = $1 ORDER BY position")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(ContactRecord {
-                kind: parse_enum(r.try_get("kind")?, ContactKind::parse)?,
-                value: r.try_get("value")?,
-                primary: flag(r, "is_primary")?,
-                verified: flag(r, "verified")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let related = sqlx::query("SELECT name, relation, phone, email FROM reader_related WHERE reader_id = $1 ORDER BY position")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Related {
-                name: r.try_get("name")?,
-                relation: r.try_get("relation")?,
-                phone: r.try_get("phone")?,
-                email: r.try_get("email")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let tags = sqlx::query("SELECT tag FROM reader_tags WHERE reader_id = $1 ORDER BY tag")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("tag"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let id = s.id;
+    let parts = sqlx::query(
+        "SELECT 'c' AS part, '' AS sk, position AS pos, kind AS a, value AS b, is_primary AS p, verified AS v, NULL AS c, NULL AS d
+           FROM reader_contacts WHERE reader_id = $1
+         UNION ALL SELECT 'r', '', position, name, relation, 0, 0, phone, email FROM reader_related WHERE reader_id = $1
+         UNION ALL SELECT 't', tag, 0, tag, NULL, 0, 0, NULL, NULL FROM reader_tags WHERE reader_id = $1
+         UNION ALL SELECT 'x', d.code, a.position, d.code, a.value, 0, 0, NULL, NULL
+           FROM reader_attributes a JOIN attribute_defs d ON d.id = a.attr_id WHERE a.reader_id = $1
+         ORDER BY part, sk, pos",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (mut contacts, mut related, mut tags) = (Vec::new(), Vec::new(), Vec::new());
     let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in sqlx::query("SELECT d.code, a.value FROM reader_attributes a JOIN attribute_defs d ON d.id = a.attr_id WHERE a.reader_id = $1 ORDER BY d.code, a.position")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        attributes.entry(r.try_get("code")?).or_default().push(r.try_get("value")?);
+    for r in &parts {
+        let part: String = r.try_get("part")?;
+        match part.as_str() {
+            "c" => contacts.push(ContactRecord {
+                kind: parse_enum(r.try_get("a")?, ContactKind::parse)?,
+                value: r.try_get("b")?,
+                primary: flag(r, "p")?,
+                verified: flag(r, "v")?,
+            }),
+            "r" => {
+                related.push(Related { name: r.try_get("a")?, relation: r.try_get("b")?, phone: r.try_get("c")?, email: r.try_get("d")? })
+            }
+            "t" => tags.push(r.try_get("a")?),
+            _ => attributes.entry(r.try_get("a")?).or_default().push(r.try_get("b")?),
+        }
     }
     Ok(ReaderRecord {
         id,
