@@ -10,6 +10,7 @@ pub mod config;
 mod db;
 mod migrations;
 pub mod readers;
+pub mod tracking;
 
 pub use db::{Backend, Store};
 pub use lector_domain as domain;

@@ -12,8 +12,10 @@ use lector_store::domain::contact::ContactKind;
 use lector_store::domain::reader::{ContactDraft, Gender, ReaderDraft, ReaderInput, ReaderStatus, RelatedDraft};
 use lector_store::domain::role::Role;
 use lector_store::domain::search::SearchTerm;
+use lector_store::domain::tracking::{Channel, Direction, InteractionInput, TaskInput, TaskStatus};
 use lector_store::domain::FieldErrors;
 use lector_store::readers::{ReaderQuery, ReaderSort, ReaderSummary};
+use lector_store::tracking::{Interaction, InteractionQuery, Task, TaskQuery};
 use lector_store::{Actor, Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,6 +43,12 @@ scenarios!(
     bulk_create_two_thousand_readers,
     audit_log_filters_and_pages,
     concurrent_writers,
+    interactions_are_recorded_filtered_and_paged,
+    tasks_are_created_listed_and_moved,
+    hand_over_moves_readers_in_one_transaction,
+    reminders_are_sent_once_per_day,
+    notifications_are_read_and_unread,
+    deleting_a_reader_removes_its_tracking,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -130,6 +138,53 @@ fn not_found(result: Result<impl std::fmt::Debug, StoreError>) {
     }
 }
 
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn task_input(title: &str, due: &str, assignee: &str) -> TaskInput {
+    TaskInput { title: title.into(), notes: None, due_on: day(due), assignee: assignee.into() }
+}
+
+fn contact(channel: Channel, subject: &str, at: &str) -> InteractionInput {
+    InteractionInput {
+        channel,
+        direction: Direction::Inbound,
+        subject: subject.into(),
+        notes: None,
+        occurred_at: chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{at}: {e}")),
+    }
+}
+
+async fn user_with_name(store: &Store, username: &str, display_name: &str) -> User {
+    store
+        .create_user(
+            &actor(),
+            NewUser {
+                username: username.into(),
+                display_name: display_name.into(),
+                role: Role::Librarian,
+                department: None,
+                password: format!("{username}-password-1"),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create user {username}: {e}"))
+}
+
+/// Rows in `table` (one of the tracking tables, whose ids are positive).
+async fn rows(table: &str) -> i64 {
+    common::raw_count(&format!("SELECT COUNT(*) FROM {table} WHERE id > $1"), 0).await
+}
+
+#[track_caller]
+fn other_error(result: Result<impl std::fmt::Debug, StoreError>) -> String {
+    match result {
+        Err(StoreError::Other(msg)) => msg,
+        other => panic!("expected StoreError::Other, got {other:?}"),
+    }
+}
+
 fn field_names(errs: &FieldErrors) -> BTreeSet<String> {
     errs.0.iter().map(|e| e.field.clone()).collect()
 }
@@ -149,7 +204,7 @@ mod scenario {
         store.migrate().await.expect("migrate on the first store");
         again.close().await;
         let applied = common::raw_count("SELECT COUNT(*) FROM schema_migrations WHERE version >= $1", 0).await;
-        assert_eq!(applied, 1, "each migration is recorded once");
+        assert_eq!(applied, 2, "each migration is recorded once");
 
         let codes: Vec<String> = store.categories().await.unwrap().into_iter().map(|c| c.code).collect();
         assert_eq!(codes, ["undergraduate", "graduate", "doctoral", "faculty", "staff", "external"]);
@@ -1077,5 +1132,495 @@ mod scenario {
         }
         assert_eq!(ok, 1);
         assert_eq!(reader_count(&store).await, 22);
+    }
+
+    // 13 ---------------------------------------------------------------------------------------
+    pub async fn interactions_are_recorded_filtered_and_paged(store: Store) {
+        let lina = staff(&store, "li.na", Role::Librarian).await;
+        let wang = user_with_name(&store, "wang.lei", "王磊").await;
+        let as_lina = Actor::user(lina.id, "li.na", "10.0.0.1");
+        let as_wang = Actor::user(wang.id, "wang.lei", "10.0.0.2");
+        let a = store.create_reader(&actor(), &input(&draft("I1", "张晓明"))).await.unwrap();
+        let b = store.create_reader(&actor(), &input(&draft("I2", "赵宏"))).await.unwrap();
+
+        // Only a user records contacts; an unknown reader is not found; neither writes anything.
+        let msg = other_error(store.record_interaction(&actor(), a.id, &contact(Channel::Phone, "x", "2025-03-01 09:30")).await);
+        assert!(msg.contains("staff member"), "{msg}");
+        not_found(store.record_interaction(&as_lina, a.id + b.id + 100, &contact(Channel::Phone, "x", "2025-03-01 09:30")).await);
+        assert_eq!(rows("interactions").await, 0);
+        let audits = audit_count(&store).await;
+
+        let mut first = contact(Channel::Phone, "催还图书", "2025-03-01 09:30");
+        first.direction = Direction::Outbound;
+        first.notes = Some("已电话提醒，周五前归还".into());
+        let created = store.record_interaction(&as_lina, a.id, &first).await.expect("record");
+        assert_eq!((created.reader_id, created.reader_card_no.as_str(), created.reader_name.as_str()), (a.id, "I1", "张晓明"));
+        assert_eq!((created.channel, created.direction), (Channel::Phone, Direction::Outbound));
+        assert_eq!((created.subject.as_str(), created.notes.as_deref()), ("催还图书", Some("已电话提醒，周五前归还")));
+        assert_eq!(created.occurred_at, "2025-03-01 09:30");
+        assert_eq!((created.staff.as_str(), created.staff_name.as_str()), ("li.na", "li.na"));
+        assert!(created.created_at.ends_with('Z'), "{}", created.created_at);
+        let trail = store.audit_trail("interaction", &created.id.to_string()).await.unwrap();
+        assert_eq!(trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["interaction.create"]);
+        assert_eq!(trail[0].actor_id, Some(lina.id));
+        assert_eq!(trail[0].after.as_ref().unwrap()["subject"], "催还图书");
+        assert_eq!(audit_count(&store).await, audits + 1);
+
+        // Days 2 to 13: li.na sees reader a on even days, wang.lei reader b on odd days; e-mail
+        // on days divisible by 3, visits otherwise.
+        for d in 2..=13u32 {
+            let (who, reader) = if d % 2 == 0 { (&as_lina, a.id) } else { (&as_wang, b.id) };
+            let channel = if d % 3 == 0 { Channel::Email } else { Channel::Visit };
+            let at = format!("2025-03-{d:02} {:02}:{:02}", 8 + d % 5, d * 4 % 60);
+            store.record_interaction(who, reader, &contact(channel, &format!("第{d}天"), &at)).await.unwrap();
+        }
+        // Two contacts at the same minute come out newest recorded first.
+        let same1 = store.record_interaction(&as_wang, b.id, &contact(Channel::Chat, "同一时刻一", "2025-03-14 10:00")).await.unwrap();
+        let same2 = store.record_interaction(&as_wang, b.id, &contact(Channel::Chat, "同一时刻二", "2025-03-14 10:00")).await.unwrap();
+
+        let list = |f: fn(&mut InteractionQuery)| {
+            let store = store.clone();
+            async move {
+                let mut q = InteractionQuery { page: 1, per_page: 100, ..Default::default() };
+                f(&mut q);
+                store.interactions(&q).await.unwrap()
+            }
+        };
+        let all = list(|_| {}).await;
+        assert_eq!((all.total, all.items.len()), (15, 15));
+        assert_eq!((all.items[0].id, all.items[1].id), (same2.id, same1.id));
+        assert!(all.items.windows(2).all(|w| w[0].occurred_at >= w[1].occurred_at), "newest first");
+        assert_eq!(all.items.last().unwrap(), &created);
+        assert_eq!(all.items[2].subject, "第13天");
+        assert_eq!(all.items[2].staff_name, "王磊");
+
+        fn subjects(items: &[Interaction]) -> Vec<String> {
+            items.iter().map(|i| i.subject.clone()).collect()
+        }
+        let by_reader =
+            store.interactions(&InteractionQuery { reader_id: Some(a.id), page: 1, per_page: 100, ..Default::default() }).await.unwrap();
+        assert_eq!(by_reader.total, 7);
+        assert!(by_reader.items.iter().all(|i| i.reader_id == a.id && i.staff == "li.na"));
+        assert_eq!(list(|q| q.staff = Some("WANG.LEI".into())).await.total, 8);
+        assert_eq!(list(|q| q.staff = Some("nobody".into())).await.total, 0);
+        assert_eq!(subjects(&list(|q| q.channel = Some(Channel::Email)).await.items), ["第12天", "第9天", "第6天", "第3天"]);
+        assert_eq!(subjects(&list(|q| q.channel = Some(Channel::Phone)).await.items), ["催还图书"]);
+        assert_eq!(list(|q| q.channel = Some(Channel::Training)).await.total, 0);
+        // Dates are inclusive on both ends.
+        let window = list(|q| (q.from, q.to) = (Some(day("2025-03-05")), Some(day("2025-03-07")))).await;
+        assert_eq!(subjects(&window.items), ["第7天", "第6天", "第5天"]);
+        assert_eq!(subjects(&list(|q| q.from = Some(day("2025-03-13"))).await.items), ["同一时刻二", "同一时刻一", "第13天"]);
+        assert_eq!(subjects(&list(|q| q.to = Some(day("2025-03-01"))).await.items), ["催还图书"]);
+        assert_eq!(list(|q| q.from = Some(day("2025-04-01"))).await.total, 0);
+        let combined = list(|q| {
+            q.staff = Some("li.na".into());
+            q.channel = Some(Channel::Email);
+            q.from = Some(day("2025-03-07"));
+        })
+        .await;
+        assert_eq!(subjects(&combined.items), ["第12天"]);
+
+        // Paging: disjoint pages in the order of the whole list, with the total on each.
+        let page = |n: i64| {
+            let store = store.clone();
+            async move { store.interactions(&InteractionQuery { page: n, per_page: 6, ..Default::default() }).await.unwrap() }
+        };
+        let (p1, p2, p3, p4) = (page(1).await, page(2).await, page(3).await, page(4).await);
+        assert_eq!((p1.items.len(), p2.items.len(), p3.items.len(), p4.items.len()), (6, 6, 3, 0));
+        assert_eq!((p1.total, p2.total, p3.total, p4.total), (15, 15, 15, 15));
+        assert_eq!(p1.pages(), 3);
+        let paged: Vec<i64> = [&p1, &p2, &p3].iter().flat_map(|p| p.items.iter().map(|i| i.id)).collect();
+        assert_eq!(paged, all.items.iter().map(|i| i.id).collect::<Vec<_>>());
+        let clamped = store.interactions(&InteractionQuery { page: 0, per_page: 0, ..Default::default() }).await.unwrap();
+        assert_eq!((clamped.page, clamped.per_page, clamped.items.len(), clamped.total), (1, 1, 1, 15));
+        let reader_page =
+            store.interactions(&InteractionQuery { reader_id: Some(b.id), page: 2, per_page: 5, ..Default::default() }).await.unwrap();
+        assert_eq!((reader_page.items.len(), reader_page.total), (3, 8));
+    }
+
+    // 14 ---------------------------------------------------------------------------------------
+    pub async fn tasks_are_created_listed_and_moved(store: Store) {
+        let lina = staff(&store, "li.na", Role::Librarian).await;
+        let wang = user_with_name(&store, "wang.lei", "王磊").await;
+        let gone = staff(&store, "gone", Role::Librarian).await;
+        store.set_user_active(&actor(), gone.id, false).await.unwrap();
+        let as_lina = Actor::user(lina.id, "li.na", "10.0.0.1");
+        let as_wang = Actor::user(wang.id, "wang.lei", "10.0.0.2");
+        let r = store.create_reader(&actor(), &input(&draft("T1", "张晓明"))).await.unwrap();
+
+        // Refusals write nothing.
+        let audits = audit_count(&store).await;
+        let msg = other_error(store.create_task(&actor(), None, &task_input("x", "2025-03-05", "li.na")).await);
+        assert!(msg.contains("staff member"), "{msg}");
+        assert_eq!(
+            field_names(&invalid(store.create_task(&as_lina, None, &task_input("x", "2025-03-05", "nobody")).await)),
+            set(["assignee"])
+        );
+        assert_eq!(
+            field_names(&invalid(store.create_task(&as_lina, None, &task_input("x", "2025-03-05", "gone")).await)),
+            set(["assignee"])
+        );
+        not_found(store.create_task(&as_lina, Some(r.id + 100), &task_input("x", "2025-03-05", "wang.lei")).await);
+        assert_eq!((rows("tasks").await, rows("notifications").await, audit_count(&store).await), (0, 0, audits));
+
+        let mut call_back = task_input("回电确认借阅", "2025-03-05", "wang.lei");
+        call_back.notes = Some("读者想续借两本书".into());
+        let t1 = store.create_task(&as_lina, Some(r.id), &call_back).await.expect("create");
+        assert_eq!((t1.reader_id, t1.reader_card_no.as_deref(), t1.reader_name.as_deref()), (Some(r.id), Some("T1"), Some("张晓明")));
+        assert_eq!((t1.title.as_str(), t1.notes.as_deref(), t1.due_on.as_str()), ("回电确认借阅", Some("读者想续借两本书"), "2025-03-05"));
+        assert_eq!((t1.assignee.as_str(), t1.assignee_name.as_str(), t1.created_by.as_str()), ("wang.lei", "王磊", "li.na"));
+        assert_eq!((t1.status, t1.version, t1.done_at.clone()), (TaskStatus::Open, 1, None));
+        let told = store.notifications(wang.id, false, 10).await.unwrap();
+        assert_eq!(told.len(), 1);
+        assert!(told[0].text_zh.contains("回电确认借阅") && told[0].text_zh.contains("li.na"), "{}", told[0].text_zh);
+        assert!(told[0].text_en.contains("assigned you") && told[0].text_en.contains("2025-03-05"), "{}", told[0].text_en);
+        assert_eq!(told[0].link.as_deref(), Some("/tasks"));
+        let t2 = store.create_task(&as_lina, None, &task_input("整理书目", "2025-03-01", "li.na")).await.unwrap();
+        assert_eq!((t2.reader_id, t2.reader_name.clone()), (None, None));
+        assert_eq!(store.unread_notifications(lina.id).await.unwrap(), 0, "nobody is told of their own task");
+        let t3 = store.create_task(&as_wang, Some(r.id), &task_input("续借提醒", "2025-03-10", "LI.NA")).await.unwrap();
+        assert_eq!(t3.assignee, "li.na");
+        assert_eq!(store.unread_notifications(lina.id).await.unwrap(), 1);
+        assert_eq!(store.task(t1.id).await.unwrap(), t1);
+        not_found(store.task(t3.id + 100).await);
+        let trail = store.audit_trail("task", &t1.id.to_string()).await.unwrap();
+        assert_eq!(trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["task.create"]);
+
+        let ids = |f: fn(&mut TaskQuery)| {
+            let store = store.clone();
+            async move {
+                let mut q = TaskQuery { page: 1, per_page: 100, ..Default::default() };
+                f(&mut q);
+                store.tasks(&q).await.unwrap().items.into_iter().map(|t| t.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(ids(|_| {}).await, [t2.id, t1.id, t3.id], "earliest due first");
+        assert_eq!(ids(|q| q.assignee = Some("wang.lei".into())).await, [t1.id]);
+        assert_eq!(ids(|q| q.assignee = Some(" Li.Na ".into())).await, [t2.id, t3.id]);
+        assert_eq!(ids(|q| q.assignee = Some("nobody".into())).await, Vec::<i64>::new());
+        let by_reader = store.tasks(&TaskQuery { reader_id: Some(r.id), page: 1, per_page: 100, ..Default::default() }).await.unwrap();
+        assert_eq!(by_reader.items.iter().map(|t| t.id).collect::<Vec<_>>(), [t1.id, t3.id]);
+        assert_eq!(ids(|q| q.overdue_on = Some(day("2025-03-06"))).await, [t2.id, t1.id]);
+        assert_eq!(ids(|q| q.overdue_on = Some(day("2025-03-05"))).await, [t2.id], "due today is not overdue");
+        assert_eq!(ids(|q| q.overdue_on = Some(day("2025-03-01"))).await, Vec::<i64>::new());
+        assert_eq!(ids(|q| q.status = Some(TaskStatus::Open)).await.len(), 3);
+        let p1 = store.tasks(&TaskQuery { page: 1, per_page: 2, ..Default::default() }).await.unwrap();
+        let p2 = store.tasks(&TaskQuery { page: 2, per_page: 2, ..Default::default() }).await.unwrap();
+        assert_eq!((p1.items.len(), p2.items.len(), p1.total, p2.total), (2, 1, 3, 3));
+        assert_eq!(p2.items[0].id, t3.id);
+
+        // Every transition: the legal ones move the task, the rest change nothing.
+        let id1 = t1.id;
+        let refused = |status: TaskStatus, version: i64, expected: &'static str| {
+            let store = store.clone();
+            let as_lina = as_lina.clone();
+            async move {
+                let before = store.task(id1).await.unwrap();
+                let audits = audit_count(&store).await;
+                let msg = conflict(store.set_task_status(&as_lina, id1, status, version).await);
+                assert!(msg.contains(expected), "{msg} should say {expected}");
+                assert_eq!(store.task(id1).await.unwrap(), before, "a refused change changes nothing");
+                assert_eq!(audit_count(&store).await, audits);
+            }
+        };
+        let moved = |status: TaskStatus, version: i64| {
+            let store = store.clone();
+            let as_lina = as_lina.clone();
+            async move {
+                let t: Task = store.set_task_status(&as_lina, id1, status, version).await.unwrap();
+                assert_eq!((t.status, t.version), (status, version + 1));
+                assert_eq!(t.done_at.is_some(), status == TaskStatus::Done);
+                assert_eq!(store.task(id1).await.unwrap(), t);
+                t
+            }
+        };
+        refused(TaskStatus::Done, 7, "version 1").await;
+        refused(TaskStatus::Open, 1, "from open to open").await;
+        let done = moved(TaskStatus::Done, 1).await;
+        assert_eq!(ids(|q| q.overdue_on = Some(day("2025-03-06"))).await, [t2.id], "a done task is not overdue");
+        assert_eq!(ids(|q| q.status = Some(TaskStatus::Done)).await, [t1.id]);
+        refused(TaskStatus::Cancelled, 2, "from done to cancelled").await;
+        refused(TaskStatus::Done, 2, "from done to done").await;
+        refused(TaskStatus::Open, 1, "version 2").await;
+        let reopened = moved(TaskStatus::Open, 2).await;
+        assert_eq!(reopened.done_at, None);
+        assert_eq!((reopened.title.clone(), reopened.created_at.clone()), (done.title.clone(), done.created_at.clone()));
+        moved(TaskStatus::Cancelled, 3).await;
+        refused(TaskStatus::Done, 4, "from cancelled to done").await;
+        refused(TaskStatus::Cancelled, 4, "from cancelled to cancelled").await;
+        assert_eq!(ids(|q| q.status = Some(TaskStatus::Cancelled)).await, [t1.id]);
+        moved(TaskStatus::Open, 4).await;
+        refused(TaskStatus::Done, 4, "version 5").await;
+        not_found(store.set_task_status(&as_lina, t3.id + 100, TaskStatus::Done, 1).await);
+        // A conflict speaks both languages.
+        match store.set_task_status(&as_lina, t1.id, TaskStatus::Open, 5).await {
+            Err(StoreError::Conflict(m)) => assert!(m.zh.contains("待办"), "{}", m.zh),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+
+        let trail = store.audit_trail("task", &t1.id.to_string()).await.unwrap();
+        assert_eq!(
+            trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["task.create", "task.status", "task.status", "task.status", "task.status"]
+        );
+        assert_eq!(
+            (trail[1].before.as_ref().unwrap()["status"].as_str(), trail[1].after.as_ref().unwrap()["status"].as_str()),
+            (Some("open"), Some("done"))
+        );
+        assert_eq!(trail[3].after.as_ref().unwrap()["status"], "cancelled");
+        assert_eq!(trail[1].actor_id, Some(lina.id));
+    }
+
+    // 15 ---------------------------------------------------------------------------------------
+    pub async fn hand_over_moves_readers_in_one_transaction(store: Store) {
+        let lina = staff(&store, "li.na", Role::Librarian).await;
+        let wang = user_with_name(&store, "wang.lei", "王磊").await;
+        let zhao = staff(&store, "zhao", Role::Librarian).await;
+        let gone = staff(&store, "gone", Role::Librarian).await;
+        store.set_user_active(&actor(), gone.id, false).await.unwrap();
+        let as_wang = Actor::user(wang.id, "wang.lei", "10.0.0.2");
+        let mut readers = Vec::new();
+        for (i, owner) in [None, Some("zhao"), None, Some("li.na")].into_iter().enumerate() {
+            let mut d = draft(&format!("H{i}"), &format!("移交{i}"));
+            d.owner = owner.map(String::from);
+            readers.push(store.create_reader(&actor(), &input(&d)).await.unwrap());
+        }
+        let [r0, r1, r2, r3] = [readers[0].id, readers[1].id, readers[2].id, readers[3].id];
+
+        let n = store.hand_over(&as_wang, &[r0, r1, r2, r3, r0], Some(" LI.NA "), " 毕业离校 ").await.expect("hand over");
+        assert_eq!(n, 3, "the reader already with li.na is skipped, the repeated one counted once");
+        for id in [r0, r1, r2] {
+            let r = store.reader(id).await.unwrap();
+            assert_eq!((r.owner.as_deref(), r.version), (Some("li.na"), 2), "{}", r.card_no);
+            assert!(r.updated_at > readers[0].updated_at);
+        }
+        assert_eq!(store.reader(r3).await.unwrap(), readers[3], "untouched");
+        let history = store.owner_history(r1).await.unwrap();
+        assert_eq!(history.len(), 1);
+        let h = &history[0];
+        assert_eq!((h.reader_id, h.from_owner.as_deref(), h.to_owner.as_deref()), (r1, Some("zhao"), Some("li.na")));
+        assert_eq!((h.reason.as_str(), h.by.as_str()), ("毕业离校", "wang.lei"));
+        assert_eq!(store.owner_history(r0).await.unwrap()[0].from_owner, None);
+        assert!(store.owner_history(r3).await.unwrap().is_empty());
+        let handovers = store
+            .audit_log(&AuditQuery { action: Some("reader.handover".into()), page: 1, per_page: 10, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(handovers.total, 3);
+        assert!(handovers.items.iter().all(|e| e.actor_id == Some(wang.id) && e.summary.contains("毕业离校")));
+        let trail = store.audit_trail("reader", &r1.to_string()).await.unwrap();
+        let last = trail.last().unwrap();
+        assert_eq!(last.action, "reader.handover");
+        assert_eq!(last.before.as_ref().unwrap()["owner"], "zhao");
+        assert_eq!(last.after.as_ref().unwrap()["owner"], "li.na");
+        assert_eq!(last.changed_fields(), ["owner"]);
+        let told = store.notifications(lina.id, false, 10).await.unwrap();
+        assert_eq!(told.len(), 1, "one notification for the whole hand-over");
+        assert_eq!(told[0].text_zh, "王磊 把 3 位读者移交给你：毕业离校");
+        assert_eq!(told[0].text_en, "王磊 handed 3 readers over to you: 毕业离校");
+        assert_eq!(told[0].link.as_deref(), Some("/readers?owner=li.na"));
+        // Someone editing the version they loaded before the hand-over is told to reload.
+        conflict(store.update_reader(&actor(), r0, 1, &input(&draft("H0", "移交0"))).await);
+        assert_eq!(
+            store.readers(&ReaderQuery { owner: Some("li.na".into()), page: 1, per_page: 10, ..Default::default() }).await.unwrap().total,
+            4
+        );
+
+        // Refusals write nothing at all.
+        let snapshot = || {
+            let store = store.clone();
+            async move {
+                let mut versions = Vec::new();
+                for id in [r0, r1, r2, r3] {
+                    let r = store.reader(id).await.unwrap();
+                    versions.push((r.owner, r.version));
+                }
+                (versions, audit_count(&store).await, rows("owner_history").await, rows("notifications").await)
+            }
+        };
+        let before = snapshot().await;
+        assert_eq!(field_names(&invalid(store.hand_over(&as_wang, &[r0, r1], Some("nobody"), "调岗").await)), set(["owner"]));
+        assert_eq!(field_names(&invalid(store.hand_over(&as_wang, &[r0, r1], Some("gone"), "调岗").await)), set(["owner"]));
+        assert_eq!(field_names(&invalid(store.hand_over(&as_wang, &[r0, r1], Some("zhao"), "  ").await)), set(["reason"]));
+        not_found(store.hand_over(&as_wang, &[r0, r1, r3 + 100], Some("zhao"), "调岗").await);
+        assert_eq!(snapshot().await, before);
+        assert_eq!(store.hand_over(&as_wang, &[r0, r1], Some("li.na"), "再次").await.unwrap(), 0, "nothing to move");
+        assert_eq!(store.hand_over(&as_wang, &[], Some("li.na"), "空").await.unwrap(), 0);
+        assert_eq!(snapshot().await, before);
+
+        // Leaving readers without an owner, and a hand-over from the command line.
+        assert_eq!(store.hand_over(&as_wang, &[r0], None, "调岗").await.unwrap(), 1);
+        let r = store.reader(r0).await.unwrap();
+        assert_eq!((r.owner, r.version), (None, 3));
+        let history = store.owner_history(r0).await.unwrap();
+        assert_eq!(history.iter().map(|h| h.to_owner.clone()).collect::<Vec<_>>(), [Some("li.na".to_string()), None]);
+        assert!(history[0].id < history[1].id);
+        assert_eq!(rows("notifications").await, before.3, "nobody to tell");
+        assert_eq!(store.hand_over(&actor(), &[r2], Some("zhao"), "负责人调整").await.unwrap(), 1);
+        assert_eq!(store.owner_history(r2).await.unwrap()[1].by, "test");
+        let told = store.notifications(zhao.id, true, 10).await.unwrap();
+        assert_eq!(told.len(), 1);
+        assert_eq!(
+            (told[0].text_zh.as_str(), told[0].text_en.as_str()),
+            ("test 把 1 位读者移交给你：负责人调整", "test handed 1 reader over to you: 负责人调整")
+        );
+        assert_eq!(told[0].link.as_deref(), Some("/readers?owner=zhao"));
+    }
+
+    // 16 ---------------------------------------------------------------------------------------
+    pub async fn reminders_are_sent_once_per_day(store: Store) {
+        let lina = staff(&store, "li.na", Role::Librarian).await;
+        let wang = user_with_name(&store, "wang.lei", "王磊").await;
+        let as_lina = Actor::user(lina.id, "li.na", "10.0.0.1");
+        let overdue = store.create_task(&as_lina, None, &task_input("逾期任务", "2025-02-20", "wang.lei")).await.unwrap();
+        let today_wang = store.create_task(&as_lina, None, &task_input("今天到期", "2025-03-01", "wang.lei")).await.unwrap();
+        store.create_task(&as_lina, None, &task_input("自己的任务", "2025-03-01", "li.na")).await.unwrap();
+        store.create_task(&as_lina, None, &task_input("以后的任务", "2025-03-05", "wang.lei")).await.unwrap();
+        let cancelled = store.create_task(&as_lina, None, &task_input("取消的任务", "2025-02-25", "wang.lei")).await.unwrap();
+        store.set_task_status(&as_lina, cancelled.id, TaskStatus::Cancelled, 1).await.unwrap();
+        store.mark_notifications_read(wang.id, None).await.unwrap();
+
+        assert_eq!(store.remind_due_tasks(today()).await.unwrap(), 3);
+        let wang_told = store.notifications(wang.id, true, 10).await.unwrap();
+        assert_eq!(wang_told.len(), 2);
+        assert!(wang_told.iter().any(|n| n.text_zh.contains("逾期") && n.text_zh.contains("逾期任务") && n.text_en.contains("overdue")));
+        assert!(wang_told.iter().any(|n| n.text_zh.contains("今天到期") && n.text_en.contains("due today")));
+        assert!(wang_told.iter().all(|n| n.link.as_deref() == Some("/tasks")));
+        assert_eq!(store.unread_notifications(lina.id).await.unwrap(), 1);
+        assert_eq!(store.remind_due_tasks(today()).await.unwrap(), 0, "once a day");
+        assert_eq!(store.remind_due_tasks(day("2025-02-28")).await.unwrap(), 0, "an earlier day sends nothing again");
+        assert_eq!(store.unread_notifications(wang.id).await.unwrap(), 2);
+        let reminds = |store: Store| async move {
+            store
+                .audit_log(&AuditQuery { action: Some("task.remind".into()), page: 1, per_page: 1, ..Default::default() })
+                .await
+                .unwrap()
+                .total
+        };
+        assert_eq!(reminds(store.clone()).await, 1, "one audit entry per run that sent something");
+
+        // The next day, what is still open is reminded again.
+        store.set_task_status(&as_lina, overdue.id, TaskStatus::Done, 1).await.unwrap();
+        assert_eq!(store.remind_due_tasks(day("2025-03-02")).await.unwrap(), 2);
+        assert_eq!(store.remind_due_tasks(day("2025-03-02")).await.unwrap(), 0);
+        assert_eq!(store.unread_notifications(wang.id).await.unwrap(), 3);
+        store.set_task_status(&as_lina, today_wang.id, TaskStatus::Done, 1).await.unwrap();
+
+        // Several servers at once: each due task is reminded exactly once.
+        for i in 0..12 {
+            let who = if i % 3 == 0 { "li.na" } else { "wang.lei" };
+            store.create_task(&as_lina, None, &task_input(&format!("批量{i}"), &format!("2025-03-{:02}", 3 + i % 5), who)).await.unwrap();
+        }
+        let open_due = store
+            .tasks(&TaskQuery {
+                status: Some(TaskStatus::Open),
+                overdue_on: Some(day("2025-03-11")),
+                page: 1,
+                per_page: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(open_due.len(), 2 + 12);
+        let expect_wang = open_due.iter().filter(|t| t.assignee == "wang.lei").count() as i64;
+        let expect_lina = open_due.len() as i64 - expect_wang;
+        store.mark_notifications_read(wang.id, None).await.unwrap();
+        store.mark_notifications_read(lina.id, None).await.unwrap();
+        let second = Store::open(&common::db_url()).await.expect("a second server");
+        let mut runs = Vec::new();
+        for i in 0..4 {
+            let s = if i % 2 == 0 { store.clone() } else { second.clone() };
+            runs.push(tokio::spawn(async move { s.remind_due_tasks(day("2025-03-10")).await }));
+        }
+        let mut sent = 0;
+        for r in runs {
+            sent += r.await.unwrap().expect("a concurrent reminder run");
+        }
+        second.close().await;
+        assert_eq!(sent, open_due.len(), "every due task reminded exactly once");
+        assert_eq!(store.unread_notifications(wang.id).await.unwrap(), expect_wang);
+        assert_eq!(store.unread_notifications(lina.id).await.unwrap(), expect_lina);
+        let reminded = common::raw_count("SELECT COUNT(*) FROM tasks WHERE reminded_on = '2025-03-10' AND id > $1", 0).await;
+        assert_eq!(reminded, open_due.len() as i64);
+        assert_eq!(store.remind_due_tasks(day("2025-03-10")).await.unwrap(), 0);
+    }
+
+    // 17 ---------------------------------------------------------------------------------------
+    pub async fn notifications_are_read_and_unread(store: Store) {
+        let lina = staff(&store, "li.na", Role::Librarian).await;
+        let wang = user_with_name(&store, "wang.lei", "王磊").await;
+        let as_wang = Actor::user(wang.id, "wang.lei", "10.0.0.2");
+        let as_lina = Actor::user(lina.id, "li.na", "10.0.0.1");
+        for i in 0..3 {
+            store.create_task(&as_wang, None, &task_input(&format!("任务{i}"), "2025-03-05", "li.na")).await.unwrap();
+        }
+        assert_eq!(store.unread_notifications(lina.id).await.unwrap(), 3);
+        assert_eq!(store.unread_notifications(wang.id).await.unwrap(), 0);
+        let all = store.notifications(lina.id, false, 10).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert!(all[0].text_zh.contains("任务2") && all[0].text_zh.starts_with("王磊"), "{}", all[0].text_zh);
+        assert!(all.iter().all(|n| n.read_at.is_none() && n.created_at.ends_with('Z')));
+        assert_eq!(store.notifications(lina.id, false, 2).await.unwrap(), all[..2].to_vec());
+
+        store.mark_notifications_read(lina.id, Some(all[1].id)).await.unwrap();
+        assert_eq!(store.unread_notifications(lina.id).await.unwrap(), 2);
+        let unread = store.notifications(lina.id, true, 10).await.unwrap();
+        assert_eq!(unread.iter().map(|n| n.id).collect::<Vec<_>>(), [all[0].id, all[2].id]);
+        let read = store.notifications(lina.id, false, 10).await.unwrap();
+        let read_at = read[1].read_at.clone().expect("marked read");
+        store.mark_notifications_read(lina.id, Some(all[1].id)).await.unwrap();
+        assert_eq!(store.notifications(lina.id, false, 10).await.unwrap()[1].read_at.as_deref(), Some(read_at.as_str()), "read once");
+        not_found(store.mark_notifications_read(wang.id, Some(all[0].id)).await);
+        not_found(store.mark_notifications_read(lina.id, Some(all[0].id + 100)).await);
+        assert_eq!(store.unread_notifications(lina.id).await.unwrap(), 2, "another user cannot mark them");
+
+        store.create_task(&as_lina, None, &task_input("给王磊", "2025-03-05", "wang.lei")).await.unwrap();
+        store.mark_notifications_read(lina.id, None).await.unwrap();
+        assert_eq!(store.unread_notifications(lina.id).await.unwrap(), 0);
+        assert!(store.notifications(lina.id, true, 10).await.unwrap().is_empty());
+        assert_eq!(store.notifications(lina.id, false, 10).await.unwrap().len(), 3);
+        assert_eq!(store.unread_notifications(wang.id).await.unwrap(), 1, "only the user's own");
+        store.mark_notifications_read(lina.id, None).await.unwrap();
+    }
+
+    // 18 ---------------------------------------------------------------------------------------
+    pub async fn deleting_a_reader_removes_its_tracking(store: Store) {
+        let lina = staff(&store, "li.na", Role::Librarian).await;
+        staff(&store, "wang.lei", Role::Librarian).await;
+        let as_lina = Actor::user(lina.id, "li.na", "10.0.0.1");
+        let r = store.create_reader(&actor(), &input(&draft("X1", "张晓明"))).await.unwrap();
+        let keep = store.create_reader(&actor(), &input(&draft("X2", "赵宏"))).await.unwrap();
+        for (reader, subject) in [(r.id, "一"), (r.id, "二"), (keep.id, "三")] {
+            store.record_interaction(&as_lina, reader, &contact(Channel::Visit, subject, "2025-03-01 10:00")).await.unwrap();
+        }
+        store.create_task(&as_lina, Some(r.id), &task_input("关于要删的读者", "2025-03-05", "wang.lei")).await.unwrap();
+        let kept_task = store.create_task(&as_lina, Some(keep.id), &task_input("关于留下的读者", "2025-03-05", "wang.lei")).await.unwrap();
+        let free_task = store.create_task(&as_lina, None, &task_input("与读者无关", "2025-03-06", "wang.lei")).await.unwrap();
+        store.hand_over(&as_lina, &[r.id, keep.id], Some("wang.lei"), "调岗").await.unwrap();
+
+        store.delete_reader(&actor(), r.id, None).await.expect("delete");
+        let left = store.interactions(&InteractionQuery { page: 1, per_page: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(left.items.iter().map(|i| i.subject.as_str()).collect::<Vec<_>>(), ["三"]);
+        assert_eq!(
+            store
+                .interactions(&InteractionQuery { reader_id: Some(r.id), page: 1, per_page: 10, ..Default::default() })
+                .await
+                .unwrap()
+                .total,
+            0
+        );
+        let tasks = store.tasks(&TaskQuery { page: 1, per_page: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(tasks.items.iter().map(|t| t.id).collect::<Vec<_>>(), [kept_task.id, free_task.id]);
+        for table in ["interactions", "tasks", "owner_history"] {
+            let left = common::raw_count(&format!("SELECT COUNT(*) FROM {table} WHERE reader_id = $1"), r.id).await;
+            assert_eq!(left, 0, "{table} rows left behind");
+        }
+        assert!(store.owner_history(r.id).await.unwrap().is_empty());
+        assert_eq!(store.owner_history(keep.id).await.unwrap().len(), 1);
+        // The audit log keeps what happened.
+        let actions: Vec<String> = store.audit_trail("reader", &r.id.to_string()).await.unwrap().into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, ["reader.create", "reader.handover", "reader.delete"]);
     }
 }
