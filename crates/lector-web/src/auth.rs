@@ -44,6 +44,46 @@ pub struct Staff {
     pub csrf: String,
     pub lang: Lang,
     pub origin: String,
+    /// Counts the page header shows (loaded for page views only, not for form posts).
+    pub badges: Badges,
+}
+
+/// The counts beside the header links.
+#[derive(Debug, Clone, Default)]
+pub struct Badges {
+    /// Unread notifications.
+    pub unread: i64,
+    /// Open follow-up tasks assigned to the user (0 without `TrackingView`).
+    pub open_tasks: i64,
+}
+
+impl Badges {
+    /// Loads the counts; a failure is logged and shows as zero rather than breaking the page.
+    pub async fn load(state: &AppState, user: &User) -> Badges {
+        let unread = state.store.unread_notifications(user.id).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "counting unread notifications failed");
+            0
+        });
+        let open_tasks = if user.role.can(Permission::TrackingView) {
+            let q = lector_store::tracking::TaskQuery {
+                assignee: Some(user.username.clone()),
+                status: Some(lector_domain::tracking::TaskStatus::Open),
+                page: 1,
+                per_page: 1,
+                ..Default::default()
+            };
+            match state.store.tasks(&q).await {
+                Ok(p) => p.total,
+                Err(e) => {
+                    tracing::warn!(error = %e, "counting open tasks failed");
+                    0
+                }
+            }
+        } else {
+            0
+        };
+        Badges { unread, open_tasks }
+    }
 }
 
 impl Staff {
@@ -77,6 +117,12 @@ impl Staff {
             ))
         }
     }
+}
+
+/// Whether `user` may change a follow-up task's status: its assignee, its creator or an
+/// administrator (on top of `TrackingView`).
+pub fn may_change_task(user: &User, task: &lector_store::tracking::Task) -> bool {
+    user.role == lector_domain::role::Role::Admin || task.assignee == user.username || task.created_by == user.username
 }
 
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -129,7 +175,10 @@ impl FromRequestParts<AppState> for Staff {
             return Err(SignInFirst(back).into_response());
         };
         match state.store.session_user(&token).await {
-            Ok(Some((user, csrf))) => Ok(Staff { user, csrf, lang, origin: origin(&parts.extensions) }),
+            Ok(Some((user, csrf))) => {
+                let badges = if parts.method == axum::http::Method::GET { Badges::load(state, &user).await } else { Badges::default() };
+                Ok(Staff { user, csrf, lang, origin: origin(&parts.extensions), badges })
+            }
             Ok(None) => Err(SignInFirst(back).into_response()),
             Err(e) => Err(PageError(e.into(), lang).into_response()),
         }

@@ -44,9 +44,34 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves Lector on `listener` until Ctrl-C or SIGTERM. `secure_cookies` marks cookies
 /// `Secure` (when users reach Lector over HTTPS).
+/// Due-task reminders run in the background (see [`remind_due_tasks`]) and stop with the server.
 pub async fn serve(store: Store, listener: tokio::net::TcpListener, secure_cookies: bool) -> std::io::Result<()> {
+    let reminders = tokio::spawn(remind_due_tasks(store.clone(), REMINDER_INTERVAL));
     let app = router(AppState { store, secure_cookies });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await
+    let served =
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await;
+    reminders.abort();
+    served
+}
+
+/// How often the server looks for follow-up tasks that are due.
+pub const REMINDER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Reminds staff of their due follow-up tasks now and then every `every`, for as long as the
+/// task runs. The store sends each reminder once a day however often (and on however many
+/// servers) this runs; failures are logged and retried at the next tick.
+pub async fn remind_due_tasks(store: Store, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let today = chrono::Local::now().date_naive();
+        match store.remind_due_tasks(today).await {
+            Ok(0) => tracing::debug!("no due tasks to remind of"),
+            Ok(n) => tracing::info!(reminders = n, "reminded staff of due tasks"),
+            Err(e) => tracing::error!(error = %e, "reminding staff of due tasks failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -10,7 +10,7 @@ use lector_domain::reader::{Gender, ReaderStatus};
 use lector_store::auth::User;
 use lector_store::readers::{CategoryRef, ReaderRecord, ReaderSummary};
 use lector_store::Page;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
@@ -393,6 +393,218 @@ pub struct ReaderUpdateBody {
     pub version: Option<i64>,
     #[serde(flatten)]
     pub draft: ReaderDraftBody,
+}
+
+// ---- reader tracking ----
+
+/// One contact between staff and a reader (联系记录).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Interaction {
+    pub id: i64,
+    pub reader_id: i64,
+    pub reader_card_no: String,
+    pub reader_name: String,
+    /// `visit`, `phone`, `email`, `qq`, `wechat`, `chat`, `consultation`, `training` or `event`.
+    #[schema(example = "phone")]
+    pub channel: String,
+    /// `inbound` (from the reader) or `outbound` (from the library).
+    #[schema(example = "inbound")]
+    pub direction: String,
+    pub subject: String,
+    pub notes: Option<String>,
+    /// The library's local time of the contact, `YYYY-MM-DD HH:MM`.
+    #[schema(example = "2026-11-28 14:30")]
+    pub occurred_at: String,
+    /// User name of the staff member who recorded it.
+    pub staff: String,
+    pub staff_name: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+impl From<lector_store::tracking::Interaction> for Interaction {
+    fn from(i: lector_store::tracking::Interaction) -> Self {
+        Interaction {
+            id: i.id,
+            reader_id: i.reader_id,
+            reader_card_no: i.reader_card_no,
+            reader_name: i.reader_name,
+            channel: i.channel.code().into(),
+            direction: i.direction.code().into(),
+            subject: i.subject,
+            notes: i.notes,
+            occurred_at: i.occurred_at,
+            staff: i.staff,
+            staff_name: i.staff_name,
+            created_at: i.created_at,
+        }
+    }
+}
+
+/// A page of interactions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InteractionPage {
+    pub items: Vec<Interaction>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl From<Page<lector_store::tracking::Interaction>> for InteractionPage {
+    fn from(p: Page<lector_store::tracking::Interaction>) -> Self {
+        InteractionPage { items: p.items.into_iter().map(Into::into).collect(), total: p.total, page: p.page, per_page: p.per_page }
+    }
+}
+
+/// A follow-up task (跟进任务), optionally about one reader.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Task {
+    pub id: i64,
+    pub reader_id: Option<i64>,
+    pub reader_card_no: Option<String>,
+    pub reader_name: Option<String>,
+    pub title: String,
+    pub notes: Option<String>,
+    /// `YYYY-MM-DD`.
+    #[schema(example = "2026-12-01")]
+    pub due_on: String,
+    /// User name of the staff member who should do it.
+    pub assignee: String,
+    pub assignee_name: String,
+    /// User name of who created it.
+    pub created_by: String,
+    /// `open`, `done` or `cancelled`.
+    #[schema(example = "open")]
+    pub status: String,
+    pub done_at: Option<String>,
+    pub created_at: String,
+    /// Incremented by every change; send it back to change the status.
+    pub version: i64,
+}
+
+impl From<lector_store::tracking::Task> for Task {
+    fn from(t: lector_store::tracking::Task) -> Self {
+        Task {
+            id: t.id,
+            reader_id: t.reader_id,
+            reader_card_no: t.reader_card_no,
+            reader_name: t.reader_name,
+            title: t.title,
+            notes: t.notes,
+            due_on: t.due_on,
+            assignee: t.assignee,
+            assignee_name: t.assignee_name,
+            created_by: t.created_by,
+            status: t.status.code().into(),
+            done_at: t.done_at,
+            created_at: t.created_at,
+            version: t.version,
+        }
+    }
+}
+
+/// A page of tasks, earliest due first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    pub items: Vec<Task>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl From<Page<lector_store::tracking::Task>> for TaskPage {
+    fn from(p: Page<lector_store::tracking::Task>) -> Self {
+        TaskPage { items: p.items.into_iter().map(Into::into).collect(), total: p.total, page: p.page, per_page: p.per_page }
+    }
+}
+
+/// One change of a reader's owner (业务负责人).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnerChange {
+    pub id: i64,
+    pub reader_id: i64,
+    pub from_owner: Option<String>,
+    pub to_owner: Option<String>,
+    pub reason: String,
+    /// User name of who handed the reader over.
+    pub by: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
+impl From<lector_store::tracking::OwnerChange> for OwnerChange {
+    fn from(c: lector_store::tracking::OwnerChange) -> Self {
+        OwnerChange {
+            id: c.id,
+            reader_id: c.reader_id,
+            from_owner: c.from_owner,
+            to_owner: c.to_owner,
+            reason: c.reason,
+            by: c.by,
+            at: c.at,
+        }
+    }
+}
+
+/// An interaction as entered. Unknown fields are refused (400).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InteractionDraftBody {
+    /// A channel code (`phone`) or its label (电话).
+    #[schema(example = "phone")]
+    pub channel: String,
+    /// `inbound` (default) or `outbound`.
+    pub direction: Option<String>,
+    /// 1 to 200 characters.
+    #[schema(example = "咨询馆际互借")]
+    pub subject: String,
+    pub notes: Option<String>,
+    /// Local time, `2026-11-28 14:30` or `2026-11-28T14:30`; now when absent; not in the future.
+    pub occurred_at: Option<String>,
+}
+
+/// A follow-up task as entered. Unknown fields are refused (400).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskDraftBody {
+    #[schema(example = "回电确认荐购结果")]
+    pub title: String,
+    pub notes: Option<String>,
+    /// A date, today or later.
+    #[schema(example = "2026-12-01")]
+    pub due_on: String,
+    /// User name of an active staff member.
+    #[schema(example = "librarian")]
+    pub assignee: String,
+    /// The reader the task is about, if any.
+    pub reader_id: Option<i64>,
+}
+
+/// A task status change: open → done or cancelled, done or cancelled → open.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskStatusBody {
+    /// `open`, `done` or `cancelled`.
+    #[schema(example = "done")]
+    pub status: String,
+    /// The task's `version` as last read; a stale one is refused with 409.
+    pub version: i64,
+}
+
+/// Hands readers over to a new owner in one transaction.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandoverBody {
+    pub reader_ids: Vec<i64>,
+    /// User name of the new owner; `null` leaves the readers without an owner.
+    pub owner: Option<String>,
+    /// Why (required, up to 500 characters); kept in each reader's owner history.
+    pub reason: String,
+}
+
+/// The outcome of a hand-over.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HandoverResult {
+    /// How many readers changed owner (readers that already had that owner are skipped).
+    pub changed: usize,
 }
 
 // ---- masking ----

@@ -7,6 +7,7 @@
 pub mod dto;
 pub mod json;
 pub mod readers;
+pub mod tracking;
 
 use crate::AppState;
 use axum::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
@@ -18,7 +19,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 pub fn routes() -> Router<AppState> {
-    readers::routes().fallback(|| async { crate::error::AppError::NotFound }).layer(axum::middleware::map_response(api_headers))
+    readers::routes()
+        .merge(tracking::routes())
+        .fallback(|| async { crate::error::AppError::NotFound })
+        .layer(axum::middleware::map_response(api_headers))
 }
 
 /// Every API response: never cached (records hold personal data); a 401 says how to
@@ -50,6 +54,14 @@ async fn api_headers(mut resp: Response) -> Response {
         readers::create_reader,
         readers::update_reader,
         readers::delete_reader,
+        tracking::reader_interactions,
+        tracking::record_interaction,
+        tracking::list_interactions,
+        tracking::list_tasks,
+        tracking::create_task,
+        tracking::set_task_status,
+        tracking::hand_over,
+        tracking::owner_history,
     ),
     components(schemas(
         dto::ErrorBody,
@@ -63,12 +75,23 @@ async fn api_headers(mut resp: Response) -> Response {
         dto::Me,
         readers::SortKey,
         readers::SortOrder,
+        dto::Interaction,
+        dto::InteractionPage,
+        dto::InteractionDraftBody,
+        dto::Task,
+        dto::TaskPage,
+        dto::TaskDraftBody,
+        dto::TaskStatusBody,
+        dto::OwnerChange,
+        dto::HandoverBody,
+        dto::HandoverResult,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "readers", description = "Reader records (读者)"),
         (name = "me", description = "The caller"),
+        (name = "tracking", description = "Reader tracking (读者跟踪): interactions, follow-up tasks, owners"),
     ),
 )]
 pub struct ApiDoc;

@@ -157,13 +157,13 @@ pub struct DeleteParams {
     pub version: Option<String>,
 }
 
-fn query_error(e: QueryRejection) -> AppError {
+pub(crate) fn query_error(e: QueryRejection) -> AppError {
     let t = e.body_text();
     bad_request(format!("查询参数无效：{t}"), format!("invalid query string: {t}"))
 }
 
 /// A path id: a malformed one names no record, so it is a 404 like a missing one.
-fn reader_id(path: Result<Path<String>, PathRejection>) -> Result<i64, AppError> {
+pub(crate) fn reader_id(path: Result<Path<String>, PathRejection>) -> Result<i64, AppError> {
     let Path(raw) = path.map_err(|e| {
         let t = e.body_text();
         bad_request(format!("路径参数无效：{t}"), format!("invalid path parameter: {t}"))

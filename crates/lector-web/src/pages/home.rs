@@ -32,6 +32,8 @@ struct HomePage {
     categories: Vec<Bar>,
     statuses: Vec<Bar>,
     recent: Vec<AuditEntry>,
+    /// My open tasks and all overdue tasks (`TrackingView`).
+    tracking: Option<(i64, i64)>,
 }
 
 fn bars(items: Vec<(String, i64)>) -> Vec<Bar> {
@@ -48,6 +50,7 @@ async fn home(State(state): State<AppState>, staff: Staff) -> Result<Response, P
     } else {
         Vec::new()
     };
+    let tracking = super::tracking::dashboard_counts(&state, &staff).await.map_err(|e| PageError(e.into(), l))?;
     let active = stats.by_status.iter().find(|(s, _)| s.code() == "active").map(|(_, n)| *n).unwrap_or(0);
     let page = HomePage {
         ctx: Ctx::staff(&staff, "home", "/"),
@@ -57,6 +60,7 @@ async fn home(State(state): State<AppState>, staff: Staff) -> Result<Response, P
         categories: bars(stats.by_category.iter().map(|(c, n)| (l.pick(&c.name_zh, &c.name_en).to_string(), *n)).collect()),
         statuses: bars(stats.by_status.iter().map(|(s, n)| (l.msg(&s.label()), *n)).collect()),
         recent,
+        tracking,
     };
     Ok(render(&page))
 }

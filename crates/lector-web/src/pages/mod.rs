@@ -5,6 +5,7 @@ mod admin;
 mod home;
 mod login;
 mod readers;
+mod tracking;
 
 use crate::auth::{urlencode, Staff};
 use crate::error::AppError;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .merge(home::routes())
         .merge(readers::routes())
         .merge(admin::routes())
+        .merge(tracking::routes())
 }
 
 /// An option of a select box.
@@ -44,6 +46,10 @@ pub struct UserBar {
     pub can_readers: bool,
     pub can_audit: bool,
     pub can_admin: bool,
+    /// Sees interactions and tasks (`TrackingView`).
+    pub can_tracking: bool,
+    pub open_tasks: i64,
+    pub unread: i64,
 }
 
 /// What every page's layout needs.
@@ -69,6 +75,9 @@ impl Ctx {
                 can_readers: staff.can(Permission::ReadersView),
                 can_audit: staff.can(Permission::AuditView),
                 can_admin: staff.can(Permission::UsersManage),
+                can_tracking: staff.can(Permission::TrackingView),
+                open_tasks: staff.badges.open_tasks,
+                unread: staff.badges.unread,
             }),
             csrf: staff.csrf.clone(),
             nav,
@@ -88,6 +97,11 @@ impl Ctx {
             Some("saved") => ("已保存", "Saved"),
             Some("deleted") => ("已删除", "Deleted"),
             Some("revoked") => ("已吊销", "Revoked"),
+            Some("recorded") => ("联系记录已保存", "Interaction recorded"),
+            Some("task_created") => ("任务已创建", "Task created"),
+            Some("task_updated") => ("任务状态已更新", "Task updated"),
+            Some("handover") => ("已移交业务负责人", "Owner handed over"),
+            Some("read") => ("已标为已读", "Marked as read"),
             _ => return self,
         };
         self.flash = Some(self.l.pick(zh, en).to_string());
@@ -100,6 +114,31 @@ pub fn local_time(stored: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(stored)
         .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|_| stored.to_string())
+}
+
+/// A stored UTC time or a local `YYYY-MM-DD HH:MM` as a local time that sorts in time order.
+pub fn local_naive(stored: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::DateTime::parse_from_rfc3339(stored)
+        .map(|t| t.with_timezone(&chrono::Local).naive_local())
+        .ok()
+        .or_else(|| lector_domain::tracking::parse_datetime(stored).ok())
+}
+
+/// A local path to return to after a form post (`back` field); anything else gives `default`.
+pub fn local_path(back: Option<&str>, default: &str) -> String {
+    match back {
+        Some(b) if b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') => b.to_string(),
+        _ => default.to_string(),
+    }
+}
+
+/// Adds `flash=code` to a local path (replacing an earlier one).
+pub fn with_flash_param(path: &str, code: &str) -> String {
+    let (base, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut params: Vec<&str> = query.split('&').filter(|kv| !kv.is_empty() && !kv.starts_with("flash=")).collect();
+    let flash = format!("flash={code}");
+    params.push(&flash);
+    format!("{base}?{}", params.join("&"))
 }
 
 /// Renders a template, turning a rendering failure into a logged 500.

@@ -1,5 +1,6 @@
 //! Reader pages: list and search, detail with timeline, create, edit, delete, export.
 
+use super::tracking::{DetailForms, HandoverForm, ReaderTracking};
 use super::{render, see_other, Ctx, Opt};
 use crate::auth::{PageError, Staff};
 use crate::error::AppError;
@@ -54,6 +55,7 @@ pub struct ListParams {
     #[serde(default)]
     pub order: String,
     pub page: Option<i64>,
+    pub flash: Option<String>,
 }
 
 impl ListParams {
@@ -111,6 +113,18 @@ struct ListPage {
     sort_card: String,
     sort_updated: String,
     export_href: String,
+    can_handover: bool,
+    /// This list's address, to come back to after a bulk hand-over.
+    back: String,
+    owner_opts: Vec<Opt>,
+    handover: HandoverForm,
+    handover_error: Option<String>,
+}
+
+impl ListPage {
+    fn herr(&self, field: &str) -> Option<String> {
+        self.handover.errors.get(field).map(|m| self.ctx.l.msg(m))
+    }
 }
 
 pub struct Row {
@@ -137,6 +151,11 @@ fn status_opts(l: crate::i18n::Lang, selected: &str) -> Vec<Opt> {
 }
 
 async fn list(State(state): State<AppState>, staff: Staff, Query(p): Query<ListParams>) -> Result<Response, PageError> {
+    list_page(&state, &staff, p, HandoverForm::default()).await
+}
+
+/// The reader list; `handover` is the bulk hand-over form (with its errors after a failed post).
+pub(super) async fn list_page(state: &AppState, staff: &Staff, p: ListParams, handover: HandoverForm) -> Result<Response, PageError> {
     staff.require(Permission::ReadersView)?;
     let l = staff.lang;
     let err = |e: lector_store::StoreError| PageError(e.into(), l);
@@ -158,8 +177,30 @@ async fn list(State(state): State<AppState>, staff: Staff, Query(p): Query<ListP
         })
         .collect();
     let current = page.page;
+    let can_handover = staff.can(Permission::ReadersHandOver);
+    let owner_opts = if can_handover {
+        let users = state.store.users().await.map_err(err)?;
+        users
+            .iter()
+            .filter(|u| u.active && u.role.can(Permission::TrackingView))
+            .map(|u| Opt {
+                value: u.username.clone(),
+                label: format!("{} ({})", u.display_name, u.username),
+                selected: u.username == handover.owner,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let handover_error =
+        (!handover.errors.is_empty()).then(|| handover.errors.0.iter().map(|e| l.msg(&e.message)).collect::<Vec<_>>().join("；"));
     let view = ListPage {
-        ctx: Ctx::staff(&staff, "readers", &p.href(current, None)),
+        ctx: Ctx::staff(staff, "readers", &p.href(current, None)).with_flash(p.flash.as_deref()),
+        can_handover,
+        back: p.href(current, None),
+        owner_opts,
+        handover,
+        handover_error,
         prev: (current > 1).then(|| p.href(current - 1, None)),
         next: (current < page.pages() || (page.total_capped && page.items.len() as i64 == page.per_page))
             .then(|| p.href(current + 1, None)),
@@ -248,11 +289,15 @@ pub struct ContactView {
 }
 
 pub struct TimelineItem {
+    /// The local time the entry is ordered by.
+    pub sort: Option<chrono::NaiveDateTime>,
     pub at: String,
     pub actor: String,
     pub action: String,
     pub label: String,
     pub changed: String,
+    /// What the entry is about (an interaction's subject, a hand-over's reason).
+    pub detail: String,
 }
 
 #[derive(Template)]
@@ -270,6 +315,8 @@ struct DetailPage {
     can_delete: bool,
     attributes: Vec<(String, String)>,
     timeline: Vec<TimelineItem>,
+    /// Interactions, tasks and owners (`TrackingView`).
+    tracking: Option<ReaderTracking>,
 }
 
 #[derive(Deserialize)]
@@ -284,21 +331,30 @@ fn action_label(action: &str) -> (&'static str, &'static str) {
         "reader.update" => ("修改记录", "Record updated"),
         "reader.view_contacts" => ("查看完整联系方式", "Full contact details viewed"),
         "reader.delete" => ("删除记录", "Record deleted"),
+        "reader.handover" => ("移交业务负责人", "Owner handed over"),
         _ => ("其他操作", "Other action"),
     }
 }
 
-fn timeline(entries: &[AuditEntry], r: &ReaderRecord, l: crate::i18n::Lang) -> Vec<TimelineItem> {
+/// The reader's history, newest first: its audit trail merged with `tracked` (interactions,
+/// tasks and hand-overs, which replace their own audit rows when given).
+fn timeline(entries: &[AuditEntry], r: &ReaderRecord, l: crate::i18n::Lang, tracked: Option<Vec<TimelineItem>>) -> Vec<TimelineItem> {
+    let skip = |action: &str| {
+        tracked.is_some() && (action == "reader.handover" || action.starts_with("interaction.") || action.starts_with("task."))
+    };
     let mut items: Vec<TimelineItem> = entries
         .iter()
+        .filter(|e| !skip(&e.action))
         .map(|e| {
             let (zh, en) = action_label(&e.action);
             TimelineItem {
+                sort: super::local_naive(&e.at),
                 at: super::local_time(&e.at),
                 actor: e.actor_name.clone(),
                 action: e.action.clone(),
                 label: l.pick(zh, en).to_string(),
                 changed: e.changed_fields().join(", "),
+                detail: String::new(),
             }
         })
         .collect();
@@ -307,14 +363,20 @@ fn timeline(entries: &[AuditEntry], r: &ReaderRecord, l: crate::i18n::Lang) -> V
         items.insert(
             0,
             TimelineItem {
+                sort: super::local_naive(&r.created_at),
                 at: super::local_time(&r.created_at),
                 actor: String::new(),
                 action: "reader.bulk_create".into(),
                 label: l.pick("批量载入创建", "Created by a bulk load").into(),
                 changed: String::new(),
+                detail: String::new(),
             },
         );
     }
+    items.extend(tracked.unwrap_or_default());
+    // Oldest first (a stable sort keeps the recorded order of entries in the same instant),
+    // then newest first.
+    items.sort_by_key(|t| t.sort);
     items.reverse();
     items
 }
@@ -325,12 +387,26 @@ async fn detail(
     Path(id): Path<i64>,
     Query(q): Query<DetailParams>,
 ) -> Result<Response, PageError> {
+    let full = q.contacts.as_deref() == Some("full");
+    detail_page(&state, &staff, id, full, q.flash.as_deref(), DetailForms::default()).await
+}
+
+/// The reader page. `forms` holds the tracking forms as posted when a save failed: the page is
+/// then answered with 422 and the errors beside their fields.
+pub(super) async fn detail_page(
+    state: &AppState,
+    staff: &Staff,
+    id: i64,
+    full_contacts: bool,
+    flash: Option<&str>,
+    forms: DetailForms,
+) -> Result<Response, PageError> {
     staff.require(Permission::ReadersView)?;
     let l = staff.lang;
     let err = |e: lector_store::StoreError| PageError(e.into(), l);
     let r = state.store.reader(id).await.map_err(err)?;
     let can_contacts = staff.can(Permission::ReadersContacts);
-    let full = can_contacts && q.contacts.as_deref() == Some("full");
+    let full = can_contacts && full_contacts;
     if full {
         state
             .store
@@ -372,8 +448,16 @@ async fn detail(
         })
         .collect();
     let trail = state.store.audit_trail("reader", &id.to_string()).await.map_err(err)?;
+    let failed = forms.failed();
+    let (tracking, tracked) = if staff.can(Permission::TrackingView) {
+        let (t, items) = super::tracking::reader_tracking(state, staff, &r, forms).await.map_err(err)?;
+        (Some(t), Some(items))
+    } else {
+        (None, None)
+    };
     let view = DetailPage {
-        ctx: Ctx::staff(&staff, "readers", &format!("/readers/{id}")).with_flash(q.flash.as_deref()),
+        ctx: Ctx::staff(staff, "readers", &format!("/readers/{id}")).with_flash(flash),
+        tracking,
         gender: l.msg(&r.gender.label()),
         status: l.msg(&r.status.label()),
         category: l.pick(&r.category.name_zh, &r.category.name_en).to_string(),
@@ -383,10 +467,11 @@ async fn detail(
         can_edit: staff.can(Permission::ReadersEdit),
         can_delete: staff.can(Permission::ReadersDelete),
         attributes,
-        timeline: timeline(&trail, &r, l),
+        timeline: timeline(&trail, &r, l, tracked),
         r,
     };
-    Ok(render(&view))
+    let status = if failed { axum::http::StatusCode::UNPROCESSABLE_ENTITY } else { axum::http::StatusCode::OK };
+    Ok((status, render(&view)).into_response())
 }
 
 /// One row of contact inputs on the form.
