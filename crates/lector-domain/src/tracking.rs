@@ -46,7 +46,10 @@ pub fn parse_datetime(raw: &str) -> Result<NaiveDateTime, Msg> {
         }
     }
     crate::reader::parse_date(&v).map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists")).map_err(|_| {
-        Msg::new(format!("“{v}”不是有效的时间，请写作 2026-11-28 14:30"), format!("'{v}' is not a valid time; write it as 2026-11-28 14:30"))
+        Msg::new(
+            format!("“{v}”不是有效的时间，请写作 2026-11-28 14:30"),
+            format!("'{v}' is not a valid time; write it as 2026-11-28 14:30"),
+        )
     })
 }
 
@@ -178,12 +181,20 @@ mod tests {
         let d = InteractionDraft { channel: "电话".into(), subject: " 咨询借阅 ".into(), ..Default::default() };
         let i = d.parse(now()).unwrap();
         assert_eq!((i.channel, i.direction, i.subject.as_str(), i.occurred_at), (Channel::Phone, Direction::Inbound, "咨询借阅", now()));
-        let bad = InteractionDraft { channel: "pigeon".into(), subject: "".into(), occurred_at: Some("2027-01-01 10:00".into()), ..Default::default() };
+        let bad = InteractionDraft {
+            channel: "pigeon".into(),
+            subject: "".into(),
+            occurred_at: Some("2027-01-01 10:00".into()),
+            ..Default::default()
+        };
         let e = bad.parse(now()).unwrap_err();
         for f in ["channel", "subject", "occurred_at"] {
             assert!(e.get(f).is_some(), "{f}: {e}");
         }
-        assert_eq!(parse_datetime("2026/11/28T09:05").unwrap(), NaiveDate::from_ymd_opt(2026, 11, 28).unwrap().and_hms_opt(9, 5, 0).unwrap());
+        assert_eq!(
+            parse_datetime("2026/11/28T09:05").unwrap(),
+            NaiveDate::from_ymd_opt(2026, 11, 28).unwrap().and_hms_opt(9, 5, 0).unwrap()
+        );
         assert!(parse_datetime("yesterday").is_err());
     }
 
@@ -192,7 +203,8 @@ mod tests {
         let today = now().date();
         let t = TaskDraft { title: "回电".into(), due_on: "2026-12-01".into(), assignee: "LiNa".into(), notes: None }.parse(today).unwrap();
         assert_eq!(t.assignee, "lina");
-        let e = TaskDraft { title: "x".repeat(201), due_on: "2026-01-01".into(), assignee: "".into(), notes: None }.parse(today).unwrap_err();
+        let e =
+            TaskDraft { title: "x".repeat(201), due_on: "2026-01-01".into(), assignee: "".into(), notes: None }.parse(today).unwrap_err();
         for f in ["title", "due_on", "assignee"] {
             assert!(e.get(f).is_some(), "{f}: {e}");
         }
