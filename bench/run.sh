@@ -275,6 +275,10 @@ ALL_PASS=1
   echo "| at rest after the load | $(mib "$RSS_AFTER") MiB | $(mib "$FLOOR_RSS_AFTER") MiB |"
   echo "| peak (VmHWM) | $(mib "$HWM_AFTER") MiB | |"
   echo
+  echo "VmRSS counts the database pages SQLite maps into memory (\`mmap_size\` 1 GiB per connection):"
+  echo "file-backed pages shared with the OS page cache, counted once per connection that touched them,"
+  echo "not heap; the server's own memory is the at-rest figure."
+  echo
   if [[ $ALL_PASS == 1 ]]; then echo "All targets met."; else echo "At least one target missed (see FAIL above)."; fi
 } >"$OUT"
 
