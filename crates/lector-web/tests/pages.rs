@@ -5,23 +5,10 @@ mod common;
 use axum::body::Body;
 use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::{Method, Request, StatusCode};
-use common::{TestApp, PASSWORD};
+use common::{form, TestApp, PASSWORD};
 use lector_domain::reader::{ContactDraft, ReaderDraft};
 use lector_domain::role::Role;
 use lector_store::audit::AuditQuery;
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
-}
 
 async fn reader(app: &TestApp, card: &str, name: &str, email: &str) -> i64 {
     let draft = ReaderDraft {

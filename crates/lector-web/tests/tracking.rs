@@ -4,25 +4,12 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::TestApp;
+use common::{form, TestApp};
 use lector_domain::reader::{ContactDraft, ReaderDraft};
 use lector_domain::role::Role;
 use lector_domain::tracking::{TaskInput, TaskStatus};
 use lector_store::tracking::{InteractionQuery, TaskQuery};
 use serde_json::{json, Value};
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
-}
 
 fn today() -> chrono::NaiveDate {
     chrono::Local::now().date_naive()
@@ -401,7 +388,7 @@ async fn bulk_hand_over_changes_owners_and_notifies_the_new_owner() {
 
     let mut pairs: Vec<(&str, String)> = ids.iter().map(|i| ("ids", i.to_string())).collect();
     pairs.extend([("csrf", csrf.clone()), ("owner", "dept".into()), ("reason", "部门调整".into()), ("back", "/readers?q=&page=1".into())]);
-    let body = pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&");
+    let body = form(&pairs.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
     let r = app.post_form(&lib, "/readers/handover", &body).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     let back = r.header("location").unwrap();
