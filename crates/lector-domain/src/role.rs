@@ -40,6 +40,18 @@ pub enum Permission {
     TrackingRecord,
     /// Hand readers over to another owner (业务负责人).
     ReadersHandOver,
+    /// File cases on a reader's behalf and triage received cases.
+    CasesTriage,
+    /// Work on cases assigned to one's own department (claim, propose, resolve, transfer).
+    CasesWork,
+    /// Approve or reject proposed solutions.
+    CasesApprove,
+    /// See every case, whatever the department.
+    CasesViewAll,
+    /// The service dashboard (aggregates only).
+    ServiceDashboard,
+    /// Case categories, workflows, the working calendar.
+    CasesConfigure,
 }
 
 impl Role {
@@ -80,12 +92,32 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Leader => matches!(p, ReadersView | ReadersContacts | ReadersExport | AuditView | TrackingView | ReadersHandOver),
-            Role::Librarian => {
-                matches!(p, ReadersView | ReadersContacts | ReadersEdit | ReadersExport | TrackingView | TrackingRecord | ReadersHandOver)
-            }
-            Role::Department => matches!(p, ReadersView | TrackingView | TrackingRecord),
-            Role::Analyst => false,
+            Role::Leader => matches!(
+                p,
+                ReadersView
+                    | ReadersContacts
+                    | ReadersExport
+                    | AuditView
+                    | TrackingView
+                    | ReadersHandOver
+                    | CasesApprove
+                    | CasesViewAll
+                    | ServiceDashboard
+            ),
+            Role::Librarian => matches!(
+                p,
+                ReadersView
+                    | ReadersContacts
+                    | ReadersEdit
+                    | ReadersExport
+                    | TrackingView
+                    | TrackingRecord
+                    | ReadersHandOver
+                    | CasesTriage
+                    | CasesViewAll
+            ),
+            Role::Department => matches!(p, ReadersView | TrackingView | TrackingRecord | CasesWork),
+            Role::Analyst => matches!(p, ServiceDashboard),
         }
     }
 }
@@ -107,6 +139,9 @@ mod tests {
         assert!(!Role::Department.can(Permission::ReadersHandOver));
         assert!(Role::Leader.can(Permission::ReadersHandOver) && !Role::Leader.can(Permission::TrackingRecord));
         assert!(!Role::Analyst.can(Permission::TrackingView));
+        assert!(Role::Analyst.can(Permission::ServiceDashboard) && !Role::Analyst.can(Permission::CasesViewAll));
+        assert!(Role::Leader.can(Permission::CasesApprove) && !Role::Librarian.can(Permission::CasesApprove));
+        assert!(Role::Department.can(Permission::CasesWork) && !Role::Department.can(Permission::CasesViewAll));
         assert_eq!(Role::parse("leader").unwrap(), Role::Leader);
         assert!(Role::parse("root").is_err());
     }

@@ -7,8 +7,11 @@ use sqlx::{Connection, Executor, Row};
 
 /// Each migration: (version, DDL). Placeholders: `{id}` an auto-assigned primary key,
 /// `{bytes}` text compared byte by byte (for prefix range scans on search keys).
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("migrations/0001_foundation.sql")), (2, include_str!("migrations/0002_tracking.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_foundation.sql")),
+    (2, include_str!("migrations/0002_tracking.sql")),
+    (3, include_str!("migrations/0003_cases.sql")),
+];
 
 fn render(ddl: &str, backend: Backend) -> String {
     let (id, bytes) = match backend {

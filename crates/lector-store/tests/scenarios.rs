@@ -51,6 +51,27 @@ scenarios!(
     deleting_a_reader_removes_its_tracking,
 );
 
+macro_rules! case_scenarios {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                common::run(stringify!($name), case_scenario::$name).await;
+            }
+        )+
+    };
+}
+
+case_scenarios!(
+    cases_are_filed_from_staff_portal_and_api,
+    the_default_case_path_with_events_and_audit,
+    illegal_case_moves_and_stale_versions_change_nothing,
+    case_transfer_and_queues,
+    escalation_happens_once_per_case_even_concurrently,
+    unrated_cases_close_after_the_waiting_period,
+    service_stats_on_a_known_set,
+);
+
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
@@ -204,7 +225,7 @@ mod scenario {
         store.migrate().await.expect("migrate on the first store");
         again.close().await;
         let applied = common::raw_count("SELECT COUNT(*) FROM schema_migrations WHERE version >= $1", 0).await;
-        assert_eq!(applied, 2, "each migration is recorded once");
+        assert_eq!(applied, 3, "each migration is recorded once");
 
         let codes: Vec<String> = store.categories().await.unwrap().into_iter().map(|c| c.code).collect();
         assert_eq!(codes, ["undergraduate", "graduate", "doctoral", "faculty", "staff", "external"]);
@@ -1622,5 +1643,654 @@ mod scenario {
         // The audit log keeps what happened.
         let actions: Vec<String> = store.audit_trail("reader", &r.id.to_string()).await.unwrap().into_iter().map(|e| e.action).collect();
         assert_eq!(actions, ["reader.create", "reader.handover", "reader.delete"]);
+    }
+}
+
+mod case_scenario {
+    use super::*;
+    use lector_store::cases::{Case, CaseQuery, CaseSource};
+    use lector_store::config::NamedInput;
+    use lector_store::domain::case::{
+        CaseAction, CaseInput, CaseKind, CaseStatus, Priority, RatingDraft, TriageOutcome, WorkCalendar, Workflow,
+    };
+
+    fn case_input(kind: CaseKind, subject: &str) -> CaseInput {
+        CaseInput {
+            kind,
+            subject: subject.into(),
+            body: format!("{subject}：详细情况"),
+            card_no: None,
+            contact_name: Some("张三".into()),
+            contact: Some("13800138000".into()),
+        }
+    }
+
+    fn accept(category: Option<&str>, priority: Priority) -> CaseAction {
+        CaseAction::Triage {
+            outcome: TriageOutcome::Accepted,
+            category: category.map(String::from),
+            priority,
+            duplicate_of: None,
+            comment: None,
+        }
+    }
+
+    fn assign(dept: &str) -> CaseAction {
+        CaseAction::Assign { department: dept.into(), comment: None }
+    }
+
+    fn propose() -> CaseAction {
+        CaseAction::Propose { solution: "增加静音区标识并加强巡查".into() }
+    }
+
+    fn resolve() -> CaseAction {
+        CaseAction::Resolve { reply: "已在三楼设置静音区".into() }
+    }
+
+    fn rating(s: u8, r: Option<u8>) -> RatingDraft {
+        RatingDraft { satisfaction: s, recommend: r, comment: None }
+    }
+
+    fn local_now() -> chrono::NaiveDateTime {
+        chrono::Local::now().naive_local()
+    }
+
+    async fn dept(store: &Store, code: &str) {
+        store
+            .create_department(&actor(), &NamedInput { code: code.into(), name_zh: format!("{code}部"), name_en: code.into() })
+            .await
+            .unwrap();
+    }
+
+    async fn member(store: &Store, username: &str, role: Role, department: Option<&str>) -> Actor {
+        let u = store
+            .create_user(
+                &actor(),
+                NewUser {
+                    username: username.into(),
+                    display_name: String::new(),
+                    role,
+                    department: department.map(String::from),
+                    password: format!("{username}-password-1"),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("create user {username}: {e}"));
+        Actor::user(u.id, username, "10.0.0.1")
+    }
+
+    async fn act(store: &Store, who: &Actor, case: &Case, action: CaseAction) -> Case {
+        store.act_on_case(who, case.id, &action, case.version).await.unwrap_or_else(|e| panic!("{} on {}: {e}", action.code(), case.number))
+    }
+
+    async fn file(store: &Store, kind: CaseKind, subject: &str) -> (Case, String) {
+        let (c, token) = store.create_case(&actor(), &case_input(kind, subject), CaseSource::Portal, None).await.unwrap();
+        (c, token.expect("a portal case has a token"))
+    }
+
+    /// The case, its events and the audit log size: what a refused change must leave alone.
+    async fn snapshot(store: &Store, id: i64) -> (Case, usize, i64) {
+        (store.case(id).await.unwrap(), store.case_events(id).await.unwrap().len(), audit_count(store).await)
+    }
+
+    fn q() -> CaseQuery {
+        CaseQuery { page: 1, per_page: 50, ..Default::default() }
+    }
+
+    async fn numbers(store: &Store, query: CaseQuery) -> Vec<String> {
+        store.cases(&query).await.unwrap().items.into_iter().map(|c| c.subject).collect()
+    }
+
+    // C1 ---------------------------------------------------------------------------------------
+    pub async fn cases_are_filed_from_staff_portal_and_api(store: Store) {
+        let reader = store.create_reader(&actor(), &input(&draft("R2024001", "张晓明"))).await.unwrap();
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        let mut staff_input = case_input(CaseKind::Inquiry, "借书期限");
+        staff_input.card_no = Some("R2024001".into());
+        let (by_staff, no_token) = store.create_case(&clerk, &staff_input, CaseSource::Staff, None).await.unwrap();
+        assert!(no_token.is_none());
+        assert_eq!(by_staff.reader_id, Some(reader.id));
+        assert_eq!((by_staff.reader_card_no.as_deref(), by_staff.reader_name.as_deref()), (Some("R2024001"), Some("张晓明")));
+        let year = local_now().format("%Y").to_string();
+        assert_eq!(by_staff.number, format!("GD{year}-{:06}", by_staff.id));
+        assert_eq!(
+            (by_staff.status, by_staff.priority, by_staff.source, by_staff.version),
+            (CaseStatus::Received, Priority::Normal, CaseSource::Staff, 1)
+        );
+
+        // An unknown card number is kept but links nobody.
+        let mut unknown = case_input(CaseKind::Praise, "感谢馆员");
+        unknown.card_no = Some("X9".into());
+        let (api_case, t) = store.create_case(&actor(), &unknown, CaseSource::Api, None).await.unwrap();
+        assert!(t.is_none());
+        assert_eq!((api_case.reader_id, api_case.reader_card_no.as_deref()), (None, Some("X9")));
+
+        // The portal: a token, and the same form twice makes one case.
+        let portal = Actor::system("portal");
+        let form = case_input(CaseKind::Suggestion, "延长开放时间");
+        let (first, token) = store.create_case(&portal, &form, CaseSource::Portal, Some("form-123")).await.unwrap();
+        let token = token.expect("token");
+        assert_eq!(token.len(), 64);
+        let (again, second_token) = store.create_case(&portal, &form, CaseSource::Portal, Some("form-123")).await.unwrap();
+        assert_eq!((again.id, second_token), (first.id, None));
+        assert_eq!(common::raw_count("SELECT COUNT(*) FROM cases WHERE id > $1", 0).await, 3);
+        // Concurrent double submits still make one case.
+        let mut handles = Vec::new();
+        for _ in 0..4 {
+            let (s, f) = (store.clone(), form.clone());
+            handles.push(tokio::spawn(async move {
+                s.create_case(&Actor::system("portal"), &f, CaseSource::Portal, Some("form-456")).await.unwrap().0.id
+            }));
+        }
+        let mut ids = Vec::new();
+        for h in handles {
+            ids.push(h.await.unwrap());
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(common::raw_count("SELECT COUNT(*) FROM cases WHERE id > $1", 0).await, 4);
+
+        // Only the hash of the token is stored; the token finds the case, a forged one nothing.
+        assert_eq!(common::raw_count("SELECT COUNT(*) FROM cases WHERE token_hash IS NOT NULL AND id > $1", 0).await, 2);
+        let pool = common::raw_pool().await;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT token_hash FROM cases WHERE id = $1").bind(first.id).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        assert_ne!(stored.as_deref(), Some(token.as_str()));
+        assert_eq!(store.case_by_token(&token).await.unwrap().id, first.id);
+        not_found(store.case_by_token(&"0".repeat(64)).await);
+        not_found(store.case_by_token("not-a-token").await);
+
+        let events = store.case_events(first.id).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].action.as_str(), events[0].actor.as_str(), events[0].from, events[0].to),
+            ("create", "portal", None, CaseStatus::Received)
+        );
+        let trail = store.audit_trail("case", &first.id.to_string()).await.unwrap();
+        assert_eq!(trail.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["case.create"]);
+
+        // A signed-in reader sees their own cases.
+        let mine = store.cases(&CaseQuery { reader_id: Some(reader.id), ..q() }).await.unwrap();
+        assert_eq!(mine.items.iter().map(|c| c.id).collect::<Vec<_>>(), [by_staff.id]);
+        // Newest first; an over-long idempotency key is refused.
+        assert_eq!(store.cases(&q()).await.unwrap().items[0].id, ids[0]);
+        let errs = invalid(store.create_case(&portal, &form, CaseSource::Portal, Some(&"k".repeat(201))).await);
+        assert_eq!(field_names(&errs), set(["idempotency_key"]));
+    }
+
+    // C2 ---------------------------------------------------------------------------------------
+    pub async fn the_default_case_path_with_events_and_audit(store: Store) {
+        dept(&store, "circulation").await;
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        let worker = member(&store, "zhao", Role::Department, Some("circulation")).await;
+        let leader = member(&store, "boss", Role::Leader, None).await;
+        let noise = lector_store::cases::CaseCategory {
+            kind: CaseKind::Complaint,
+            code: "noise".into(),
+            name_zh: "噪音".into(),
+            name_en: "Noise".into(),
+        };
+        store.create_case_category(&actor(), &noise).await.unwrap();
+        conflict(store.create_case_category(&actor(), &noise).await);
+        assert_eq!(store.case_categories(Some(CaseKind::Complaint)).await.unwrap(), vec![noise.clone()]);
+        assert!(store.case_categories(Some(CaseKind::Inquiry)).await.unwrap().is_empty());
+
+        let (c, token) = file(&store, CaseKind::Complaint, "自习室太吵").await;
+        let before_triage = local_now();
+        // The kind has categories, so accepting needs one.
+        assert_eq!(field_names(&invalid(store.act_on_case(&clerk, c.id, &accept(None, Priority::High), 1).await)), set(["category"]));
+        let c = act(&store, &clerk, &c, accept(Some("noise"), Priority::High)).await;
+        assert_eq!((c.status, c.priority, c.category.as_deref(), c.version), (CaseStatus::Triaged, Priority::High, Some("noise"), 2));
+        assert!(c.first_response_at.is_some());
+        let due = chrono::NaiveDateTime::parse_from_str(c.due_at.as_deref().unwrap(), "%Y-%m-%d %H:%M").unwrap();
+        let cal = WorkCalendar::standard();
+        let lo = cal.add_working_hours(before_triage - chrono::Duration::minutes(1), 16);
+        let hi = cal.add_working_hours(local_now() + chrono::Duration::minutes(1), 16);
+        assert!(lo <= due && due <= hi, "{lo} <= {due} <= {hi}");
+        let first_response = c.first_response_at.clone();
+
+        let c = act(&store, &clerk, &c, assign("circulation")).await;
+        assert_eq!((c.status, c.department.as_deref(), c.assignee.as_deref()), (CaseStatus::Assigned, Some("circulation"), None));
+        let c = act(&store, &worker, &c, CaseAction::Claim).await;
+        assert_eq!(c.assignee.as_deref(), Some("zhao"));
+        let c = act(&store, &worker, &c, propose()).await;
+        assert_eq!((c.status, c.proposal.as_deref()), (CaseStatus::AwaitingApproval, Some("增加静音区标识并加强巡查")));
+        let c = act(&store, &leader, &c, CaseAction::RejectProposal { comment: "请先评估成本".into() }).await;
+        assert_eq!(c.status, CaseStatus::Assigned);
+        let c = act(&store, &worker, &c, propose()).await;
+        let c = act(&store, &leader, &c, CaseAction::Approve { comment: Some("同意".into()) }).await;
+        assert_eq!(c.status, CaseStatus::InProgress);
+        // Rating before resolution is refused.
+        conflict(store.rate_case(&token, &rating(5, Some(10))).await);
+        let c = act(&store, &worker, &c, resolve()).await;
+        assert_eq!((c.status, c.reply.as_deref()), (CaseStatus::Resolved, Some("已在三楼设置静音区")));
+        assert!(c.resolved_at.is_some());
+        assert_eq!(c.first_response_at, first_response, "the first response stays the first");
+
+        // The reader rates through the token: the case closes. Twice is a conflict.
+        let invalid_rating = invalid(store.rate_case(&token, &rating(6, None)).await);
+        assert_eq!(field_names(&invalid_rating), set(["satisfaction"]));
+        not_found(store.rate_case(&"ab".repeat(32), &rating(4, None)).await);
+        let rated =
+            store.rate_case(&token, &RatingDraft { satisfaction: 4, recommend: Some(9), comment: Some("满意".into()) }).await.unwrap();
+        assert_eq!(rated.status, CaseStatus::Closed);
+        assert!(rated.closed_at.is_some());
+        let r = rated.rating.clone().unwrap();
+        assert_eq!((r.satisfaction, r.recommend, r.comment.as_deref()), (4, Some(9), Some("满意")));
+        let twice = conflict(store.rate_case(&token, &rating(5, None)).await);
+        assert!(twice.contains("already been rated"), "{twice}");
+        // The token still works after closing (for 180 days).
+        assert_eq!(store.case_by_token(&token).await.unwrap().status, CaseStatus::Closed);
+
+        // Not satisfied after all: reopen goes back to the department, the rating is cleared.
+        let reopened = act(&store, &clerk, &rated, CaseAction::Reopen { reason: "还是很吵".into() }).await;
+        assert_eq!(
+            (reopened.status, reopened.department.as_deref(), reopened.rating.clone(), reopened.closed_at.clone()),
+            (CaseStatus::Assigned, Some("circulation"), None, None)
+        );
+
+        let events = store.case_events(c.id).await.unwrap();
+        let steps: Vec<(&str, Option<CaseStatus>, CaseStatus)> = events.iter().map(|e| (e.action.as_str(), e.from, e.to)).collect();
+        use CaseStatus::*;
+        assert_eq!(
+            steps,
+            [
+                ("create", None, Received),
+                ("triage", Some(Received), Triaged),
+                ("assign", Some(Triaged), Assigned),
+                ("claim", Some(Assigned), Assigned),
+                ("propose", Some(Assigned), AwaitingApproval),
+                ("reject_proposal", Some(AwaitingApproval), Assigned),
+                ("propose", Some(Assigned), AwaitingApproval),
+                ("approve", Some(AwaitingApproval), InProgress),
+                ("resolve", Some(InProgress), Resolved),
+                ("rate", Some(Resolved), Closed),
+                ("reopen", Some(Closed), Assigned),
+            ]
+        );
+        assert_eq!(events[5].actor, "boss");
+        assert_eq!(events[5].comment.as_deref(), Some("请先评估成本"));
+        assert_eq!(events[9].comment.as_deref(), Some("4/5, recommend 9/10: 满意"));
+        assert!(events.windows(2).all(|w| w[0].at <= w[1].at && w[0].id < w[1].id));
+        let trail: Vec<String> = store.audit_trail("case", &c.id.to_string()).await.unwrap().into_iter().map(|a| a.action).collect();
+        assert_eq!(
+            trail,
+            [
+                "case.create",
+                "case.triage",
+                "case.assign",
+                "case.claim",
+                "case.propose",
+                "case.reject_proposal",
+                "case.propose",
+                "case.approve",
+                "case.resolve",
+                "case.rate",
+                "case.reopen"
+            ]
+        );
+
+        // A kind without approval: propose goes straight to work.
+        let (i, _) = file(&store, CaseKind::Inquiry, "数据库使用").await;
+        let i = act(&store, &clerk, &i, accept(None, Priority::Normal)).await;
+        let i = act(&store, &clerk, &i, assign("circulation")).await;
+        let i = act(&store, &worker, &i, CaseAction::Propose { solution: "电话指导".into() }).await;
+        assert_eq!(i.status, CaseStatus::InProgress);
+        // An admin changes the complaint workflow: no approval.
+        store.set_workflow(&actor(), CaseKind::Complaint, Workflow { requires_approval: false, auto_close_days: 3 }).await.unwrap();
+        assert_eq!(store.workflow(CaseKind::Complaint).await.unwrap(), Workflow { requires_approval: false, auto_close_days: 3 });
+        assert_eq!(store.workflow(CaseKind::Purchase).await.unwrap(), Workflow::default_for(CaseKind::Purchase));
+        let (p, _) = file(&store, CaseKind::Complaint, "空调太冷").await;
+        let p = act(&store, &clerk, &p, accept(Some("noise"), Priority::Low)).await;
+        let p = act(&store, &clerk, &p, assign("circulation")).await;
+        assert_eq!(act(&store, &worker, &p, propose()).await.status, CaseStatus::InProgress);
+        let errs =
+            invalid(store.set_workflow(&actor(), CaseKind::Complaint, Workflow { requires_approval: true, auto_close_days: 400 }).await);
+        assert_eq!(field_names(&errs), set(["auto_close_days"]));
+
+        // Triage as a duplicate or out of scope closes the case at once; such a case cannot be reopened.
+        let (d, _) = file(&store, CaseKind::Complaint, "自习室太吵（重复）").await;
+        let dup = CaseAction::Triage {
+            outcome: TriageOutcome::Duplicate,
+            category: None,
+            priority: Priority::Normal,
+            duplicate_of: Some(c.id),
+            comment: None,
+        };
+        let d = act(&store, &clerk, &d, dup).await;
+        assert_eq!((d.status, d.duplicate_of), (CaseStatus::Closed, Some(c.id)));
+        assert_eq!(
+            store.case_events(d.id).await.unwrap()[1].comment.as_deref(),
+            Some(format!("duplicate: duplicate of {}", c.number).as_str())
+        );
+        conflict(store.act_on_case(&clerk, d.id, &CaseAction::Reopen { reason: "x".into() }, d.version).await);
+    }
+
+    // C3 ---------------------------------------------------------------------------------------
+    pub async fn illegal_case_moves_and_stale_versions_change_nothing(store: Store) {
+        dept(&store, "circulation").await;
+        dept(&store, "reference").await;
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        let outsider = member(&store, "qian", Role::Department, Some("reference")).await;
+        let (c, _) = file(&store, CaseKind::Suggestion, "增加座位").await;
+        let (other, _) = file(&store, CaseKind::Suggestion, "另一个").await;
+
+        let check = |before: (Case, usize, i64)| {
+            let store = store.clone();
+            async move {
+                let id = before.0.id;
+                assert_eq!(snapshot(&store, id).await, before, "a refused change changed something");
+            }
+        };
+        let before = snapshot(&store, c.id).await;
+        // Wrong state: every action but triage from received.
+        for action in [
+            assign("circulation"),
+            CaseAction::Claim,
+            propose(),
+            CaseAction::Approve { comment: None },
+            resolve(),
+            CaseAction::Close { comment: None },
+            CaseAction::Reopen { reason: "r".into() },
+        ] {
+            let msg = conflict(store.act_on_case(&clerk, c.id, &action, 1).await);
+            assert!(msg.contains("received"), "{msg}");
+        }
+        check(before.clone()).await;
+        // A stale version.
+        let msg = conflict(store.act_on_case(&clerk, c.id, &accept(None, Priority::Normal), 7).await);
+        assert!(msg.contains("you saw version 7"), "{msg}");
+        // Bad references.
+        invalid(store.act_on_case(&clerk, c.id, &accept(Some("nope"), Priority::Normal), 1).await);
+        let to_self = CaseAction::Triage {
+            outcome: TriageOutcome::Duplicate,
+            category: None,
+            priority: Priority::Normal,
+            duplicate_of: Some(c.id),
+            comment: None,
+        };
+        assert_eq!(field_names(&invalid(store.act_on_case(&clerk, c.id, &to_self, 1).await)), set(["duplicate_of"]));
+        let to_none = CaseAction::Triage {
+            outcome: TriageOutcome::Duplicate,
+            category: None,
+            priority: Priority::Normal,
+            duplicate_of: Some(other.id + 100),
+            comment: None,
+        };
+        invalid(store.act_on_case(&clerk, c.id, &to_none, 1).await);
+        // Bad text.
+        assert_eq!(
+            field_names(&invalid(store.act_on_case(&clerk, c.id, &CaseAction::Propose { solution: "x".repeat(4001) }, 1).await)),
+            set(["solution"])
+        );
+        not_found(store.act_on_case(&clerk, c.id + 100, &accept(None, Priority::Normal), 1).await);
+        check(before).await;
+
+        let c = act(&store, &clerk, &c, accept(None, Priority::Normal)).await;
+        let before = snapshot(&store, c.id).await;
+        assert_eq!(field_names(&invalid(store.act_on_case(&clerk, c.id, &assign("nowhere"), c.version).await)), set(["department"]));
+        check(before).await;
+        let c = act(&store, &clerk, &c, assign("circulation")).await;
+        let before = snapshot(&store, c.id).await;
+        // Approving before a proposal.
+        let msg = conflict(store.act_on_case(&clerk, c.id, &CaseAction::Approve { comment: None }, c.version).await);
+        assert!(msg.contains("no solution has been proposed"), "{msg}");
+        // Resolving without approval, a claim from another department, a transfer to the same one.
+        conflict(store.act_on_case(&clerk, c.id, &resolve(), c.version).await);
+        assert_eq!(field_names(&invalid(store.act_on_case(&outsider, c.id, &CaseAction::Claim, c.version).await)), set(["assignee"]));
+        invalid(store.act_on_case(&clerk, c.id, &assign("circulation"), c.version).await);
+        conflict(store.act_on_case(&clerk, c.id, &propose(), c.version - 1).await);
+        check(before).await;
+        // Two staff race on one version: one wins, the other gets a conflict.
+        let (p, t) = (propose(), assign("reference"));
+        let (a, b) = tokio::join!(store.act_on_case(&clerk, c.id, &p, c.version), store.act_on_case(&clerk, c.id, &t, c.version));
+        assert!(a.is_ok() != b.is_ok(), "{a:?} {b:?}");
+        assert_eq!(store.case(c.id).await.unwrap().version, c.version + 1);
+    }
+
+    // C4 ---------------------------------------------------------------------------------------
+    pub async fn case_transfer_and_queues(store: Store) {
+        dept(&store, "circulation").await;
+        dept(&store, "reference").await;
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        let zhao = member(&store, "zhao", Role::Department, Some("circulation")).await;
+        let qian = member(&store, "qian", Role::Department, Some("reference")).await;
+        let mut made = Vec::new();
+        for (subject, priority) in [("普通", Priority::Normal), ("紧急", Priority::Urgent), ("低", Priority::Low), ("高", Priority::High)]
+        {
+            let (c, _) = file(&store, CaseKind::Complaint, subject).await;
+            let c = act(&store, &clerk, &c, accept(None, priority)).await;
+            made.push(act(&store, &clerk, &c, assign("circulation")).await);
+        }
+        let (untriaged, _) = file(&store, CaseKind::Inquiry, "未判定").await;
+
+        // Transfer: the claim is dropped and the case lands in the other queue.
+        let claimed = act(&store, &zhao, &made[0], CaseAction::Claim).await;
+        let moved =
+            act(&store, &zhao, &claimed, CaseAction::Assign { department: "reference".into(), comment: Some("属参考咨询".into()) }).await;
+        assert_eq!((moved.status, moved.department.as_deref(), moved.assignee.as_deref()), (CaseStatus::Assigned, Some("reference"), None));
+        assert_eq!(store.case_events(moved.id).await.unwrap().last().unwrap().comment.as_deref(), Some("reference: 属参考咨询"));
+        let moved = act(&store, &qian, &moved, CaseAction::Claim).await;
+
+        let circ = CaseQuery { department: Some("circulation".into()), by_due: true, ..q() };
+        assert_eq!(numbers(&store, circ.clone()).await, ["紧急", "高", "低"], "earliest deadline first");
+        assert_eq!(numbers(&store, CaseQuery { department: Some("reference".into()), ..q() }).await, ["普通"]);
+        assert_eq!(numbers(&store, CaseQuery { assignee: Some("QIAN".into()), ..q() }).await, ["普通"]);
+        assert!(numbers(&store, CaseQuery { assignee: Some("zhao".into()), ..q() }).await.is_empty());
+        // Everything by deadline; the case without one comes last.
+        assert_eq!(numbers(&store, CaseQuery { by_due: true, ..q() }).await, ["紧急", "高", "普通", "低", "未判定"]);
+        assert_eq!(numbers(&store, CaseQuery { status: Some(CaseStatus::Received), ..q() }).await, ["未判定"]);
+        assert_eq!(numbers(&store, CaseQuery { kind: Some(CaseKind::Inquiry), ..q() }).await, ["未判定"]);
+        // Overdue: none now, all triaged ones in a month; a resolved case is no longer overdue.
+        assert!(numbers(&store, CaseQuery { overdue_at: Some(local_now()), ..q() }).await.is_empty());
+        let later = local_now() + chrono::Duration::days(60);
+        assert_eq!(numbers(&store, CaseQuery { overdue_at: Some(later), by_due: true, ..q() }).await, ["紧急", "高", "普通", "低"]);
+        let in_progress = act(&store, &qian, &moved, propose()).await;
+        let in_progress = act(&store, &clerk, &in_progress, CaseAction::Approve { comment: None }).await;
+        act(&store, &qian, &in_progress, resolve()).await;
+        assert_eq!(numbers(&store, CaseQuery { overdue_at: Some(later), by_due: true, ..q() }).await, ["紧急", "高", "低"]);
+        // Dates and paging.
+        let today = local_now().date();
+        assert_eq!(store.cases(&CaseQuery { from: Some(today), to: Some(today), ..q() }).await.unwrap().total, 5);
+        assert_eq!(store.cases(&CaseQuery { to: Some(today.pred_opt().unwrap()), ..q() }).await.unwrap().total, 0);
+        let page = store.cases(&CaseQuery { per_page: 2, page: 2, ..q() }).await.unwrap();
+        assert_eq!((page.items.len(), page.total, page.pages()), (2, 5, 3));
+        assert_eq!(store.cases(&CaseQuery { open_only: true, ..q() }).await.unwrap().total, 5);
+        assert_eq!(untriaged.status, CaseStatus::Received);
+    }
+
+    // C5 ---------------------------------------------------------------------------------------
+    pub async fn escalation_happens_once_per_case_even_concurrently(store: Store) {
+        dept(&store, "circulation").await;
+        dept(&store, "reference").await;
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        let zhao = member(&store, "zhao", Role::Department, Some("circulation")).await;
+        let sun = member(&store, "sun", Role::Department, Some("circulation")).await;
+        let gone = member(&store, "gone", Role::Department, Some("circulation")).await;
+        let qian = member(&store, "qian", Role::Department, Some("reference")).await;
+        let boss = member(&store, "boss", Role::Leader, None).await;
+        store.set_user_active(&actor(), gone.user_id.unwrap(), false).await.unwrap();
+        for i in 0..3 {
+            let (c, _) = file(&store, CaseKind::Complaint, &format!("投诉{i}")).await;
+            let c = act(&store, &clerk, &c, accept(None, Priority::Urgent)).await;
+            act(&store, &clerk, &c, assign("circulation")).await;
+        }
+        // A triaged case not yet assigned goes to leadership only; a received one has no deadline.
+        let (lone, _) = file(&store, CaseKind::Complaint, "未分派").await;
+        act(&store, &clerk, &lone, accept(None, Priority::Urgent)).await;
+        file(&store, CaseKind::Complaint, "未判定").await;
+
+        assert_eq!(store.escalate_overdue_cases(local_now()).await.unwrap(), 0, "nothing overdue yet");
+        let later = local_now() + chrono::Duration::days(30);
+        let mut handles = Vec::new();
+        for _ in 0..4 {
+            let s = store.clone();
+            handles.push(tokio::spawn(async move { s.escalate_overdue_cases(later).await.unwrap() }));
+        }
+        let mut total = 0;
+        for h in handles {
+            total += h.await.unwrap();
+        }
+        assert_eq!(total, 4);
+        assert_eq!(store.escalate_overdue_cases(later).await.unwrap(), 0);
+        let unread = |a: Actor| {
+            let store = store.clone();
+            async move { store.unread_notifications(a.user_id.unwrap()).await.unwrap() }
+        };
+        assert_eq!(unread(zhao.clone()).await, 3);
+        assert_eq!(unread(sun).await, 3);
+        assert_eq!(unread(boss.clone()).await, 4);
+        assert_eq!(unread(gone).await, 0);
+        assert_eq!(unread(qian).await, 0);
+        assert_eq!(unread(clerk).await, 0);
+        let n = store.notifications(zhao.user_id.unwrap(), true, 10).await.unwrap();
+        assert!(n[0].text_en.contains("past its deadline") && n[0].text_zh.contains("超过处理时限"), "{:?}", n[0]);
+        assert!(n[0].link.as_deref().unwrap().starts_with("/cases/"));
+        let escalated = store.cases(&CaseQuery { overdue_at: Some(later), ..q() }).await.unwrap().items;
+        assert_eq!(escalated.len(), 4);
+        for c in &escalated {
+            assert!(c.escalated);
+            assert_eq!(c.version, if c.department.is_some() { 3 } else { 2 }, "escalation leaves the version alone");
+            let ev: Vec<String> = store.case_events(c.id).await.unwrap().into_iter().map(|e| e.action).collect();
+            assert_eq!(ev.iter().filter(|a| *a == "escalate").count(), 1);
+        }
+        assert_eq!(
+            store
+                .audit_log(&AuditQuery { action: Some("case.escalate".into()), page: 1, per_page: 50, ..Default::default() })
+                .await
+                .unwrap()
+                .total,
+            4
+        );
+    }
+
+    // C6 ---------------------------------------------------------------------------------------
+    pub async fn unrated_cases_close_after_the_waiting_period(store: Store) {
+        dept(&store, "circulation").await;
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        store.set_workflow(&actor(), CaseKind::Inquiry, Workflow { requires_approval: false, auto_close_days: 0 }).await.unwrap();
+        let mut resolved = Vec::new();
+        for kind in [CaseKind::Complaint, CaseKind::Purchase, CaseKind::Inquiry] {
+            let (c, token) = file(&store, kind, kind.code()).await;
+            let c = act(&store, &clerk, &c, accept(None, Priority::Normal)).await;
+            let c = act(&store, &clerk, &c, assign("circulation")).await;
+            let c = act(&store, &clerk, &c, propose()).await;
+            let c = if c.status == CaseStatus::AwaitingApproval {
+                act(&store, &clerk, &c, CaseAction::Approve { comment: None }).await
+            } else {
+                c
+            };
+            resolved.push((act(&store, &clerk, &c, resolve()).await, token));
+        }
+        let now = local_now();
+        assert_eq!(store.close_unrated_cases(now + chrono::Duration::days(3)).await.unwrap(), 0);
+        // Complaints wait 7 days, purchase requests 14, inquiries (set to 0) never.
+        assert_eq!(store.close_unrated_cases(now + chrono::Duration::days(8)).await.unwrap(), 1);
+        assert_eq!(store.close_unrated_cases(now + chrono::Duration::days(8)).await.unwrap(), 0);
+        let complaint = store.case(resolved[0].0.id).await.unwrap();
+        assert_eq!((complaint.status, complaint.version), (CaseStatus::Closed, resolved[0].0.version + 1));
+        let last = store.case_events(complaint.id).await.unwrap().pop().unwrap();
+        assert_eq!((last.action.as_str(), last.actor.as_str(), last.to), ("close", "system", CaseStatus::Closed));
+        // Too late to rate now.
+        conflict(store.rate_case(&resolved[0].1, &rating(3, None)).await);
+        assert_eq!(store.close_unrated_cases(now + chrono::Duration::days(400)).await.unwrap(), 1);
+        assert_eq!(store.case(resolved[1].0.id).await.unwrap().status, CaseStatus::Closed);
+        assert_eq!(store.case(resolved[2].0.id).await.unwrap().status, CaseStatus::Resolved);
+        // Rated cases are not touched, and staff may close a resolved case themselves.
+        let inquiry = store.rate_case(&resolved[2].1, &rating(5, None)).await.unwrap();
+        assert_eq!(inquiry.status, CaseStatus::Closed);
+        // An expired token finds nothing: pretend the case closed long ago.
+        let pool = common::raw_pool().await;
+        sqlx::query("UPDATE cases SET token_expires_at = '2000-01-01T00:00:00.000Z' WHERE id = $1")
+            .bind(inquiry.id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        not_found(store.case_by_token(&resolved[2].1).await);
+
+        // The working calendar is a setting.
+        assert_eq!(store.work_calendar().await.unwrap(), WorkCalendar::standard());
+        let mut cal = WorkCalendar::standard();
+        cal.holidays = vec![day("2026-10-02"), day("2026-10-01"), day("2026-10-01")];
+        cal.extra_workdays = vec![day("2026-10-10")];
+        store.set_work_calendar(&actor(), &cal).await.unwrap();
+        assert_eq!(store.work_calendar().await.unwrap().holidays, [day("2026-10-01"), day("2026-10-02")]);
+        let mut bad = cal.clone();
+        bad.day_end = bad.day_start;
+        assert_eq!(field_names(&invalid(store.set_work_calendar(&actor(), &bad).await)), set(["day_end"]));
+    }
+
+    // C7 ---------------------------------------------------------------------------------------
+    pub async fn service_stats_on_a_known_set(store: Store) {
+        dept(&store, "circulation").await;
+        dept(&store, "reference").await;
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        for (kind, code) in [(CaseKind::Complaint, "noise"), (CaseKind::Suggestion, "space")] {
+            let cat = lector_store::cases::CaseCategory { kind, code: code.into(), name_zh: code.into(), name_en: code.into() };
+            store.create_case_category(&actor(), &cat).await.unwrap();
+        }
+        // (kind, category, department, created, first response h, resolution h, resolved local, due, satisfaction, recommend)
+        type Row = (CaseKind, &'static str, &'static str, &'static str, i64, i64, &'static str, &'static str, u8, u8);
+        let closed: [Row; 3] = [
+            (CaseKind::Complaint, "noise", "circulation", "2025-03-03", 1, 10, "2025-03-04 10:00", "2025-03-04 12:00", 5, 10),
+            (CaseKind::Complaint, "noise", "circulation", "2025-03-04", 3, 20, "2025-03-05 11:00", "2025-03-05 09:00", 2, 9),
+            (CaseKind::Suggestion, "space", "reference", "2025-03-05", 2, 30, "2025-03-06 10:00", "2025-03-06 10:00", 4, 3),
+        ];
+        let pool = common::raw_pool().await;
+        for (kind, cat, dept_code, created, first, resolution, res_local, due, s, r) in closed {
+            let (c, token) = file(&store, kind, cat).await;
+            let c = act(&store, &clerk, &c, accept(Some(cat), Priority::Normal)).await;
+            let c = act(&store, &clerk, &c, assign(dept_code)).await;
+            let c = act(&store, &clerk, &c, propose()).await;
+            let c = act(&store, &clerk, &c, CaseAction::Approve { comment: None }).await;
+            act(&store, &clerk, &c, resolve()).await;
+            store.rate_case(&token, &rating(s, Some(r))).await.unwrap();
+            let t0 = chrono::NaiveDateTime::parse_from_str(&format!("{created} 09:00"), "%Y-%m-%d %H:%M").unwrap().and_utc();
+            let utc = |h: i64| (t0 + chrono::Duration::hours(h)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            sqlx::query(
+                "UPDATE cases SET created_at = $1, created_local = $2, first_response_at = $3, resolved_at = $4, resolved_local = $5, due_at = $6 WHERE id = $7",
+            )
+            .bind(utc(0))
+            .bind(format!("{created} 17:00"))
+            .bind(utc(first))
+            .bind(utc(resolution))
+            .bind(res_local)
+            .bind(due)
+            .bind(c.id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        // One inquiry still received in the period, one complaint outside it.
+        for (subject, created) in [("inside", "2025-03-06 08:00"), ("outside", "2025-04-01 08:00")] {
+            let (c, _) = file(&store, if subject == "inside" { CaseKind::Inquiry } else { CaseKind::Complaint }, subject).await;
+            sqlx::query("UPDATE cases SET created_local = $1 WHERE id = $2").bind(created).bind(c.id).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let s = store.service_stats(day("2025-03-01"), day("2025-03-31")).await.unwrap();
+        let counts = |v: &Vec<lector_store::cases::Count>| v.iter().map(|c| (c.key.clone(), c.count)).collect::<Vec<_>>();
+        assert_eq!(s.total, 4);
+        assert_eq!(counts(&s.by_kind), [("complaint".to_string(), 2), ("inquiry".to_string(), 1), ("suggestion".to_string(), 1)]);
+        assert_eq!(
+            counts(&s.by_category),
+            [("complaint/noise".to_string(), 2), ("inquiry/-".to_string(), 1), ("suggestion/space".to_string(), 1)]
+        );
+        assert_eq!(counts(&s.by_status), [("closed".to_string(), 3), ("received".to_string(), 1)]);
+        assert_eq!(s.median_first_response_hours, Some(2.0));
+        assert_eq!(s.median_resolution_hours, Some(20.0));
+        assert_eq!(s.deadline_compliance, Some(2.0 / 3.0));
+        let sat = |v: &Vec<lector_store::cases::SatisfactionRow>| v.iter().map(|r| (r.key.clone(), r.ratings, r.mean)).collect::<Vec<_>>();
+        assert_eq!(sat(&s.satisfaction_by_department), [("circulation".to_string(), 2, 3.5), ("reference".to_string(), 1, 4.0)]);
+        assert_eq!(sat(&s.satisfaction_by_category), [("complaint/noise".to_string(), 2, 3.5), ("suggestion/space".to_string(), 1, 4.0)]);
+        // Promoters 10 and 9, a detractor 3: (2 − 1) / 3.
+        assert!((s.nps.unwrap() - 100.0 / 3.0).abs() < 1e-9, "{:?}", s.nps);
+
+        // The inclusive end date, and an empty period.
+        assert_eq!(store.service_stats(day("2025-03-01"), day("2025-03-05")).await.unwrap().total, 3);
+        let empty = store.service_stats(day("2024-01-01"), day("2024-01-31")).await.unwrap();
+        assert_eq!((empty.total, empty.median_first_response_hours, empty.deadline_compliance, empty.nps), (0, None, None, None));
     }
 }
