@@ -2,7 +2,8 @@
 --
 -- Every request picks a random line of BENCH_LIST (a card number or a search term drawn from the
 -- seeded data), percent-encodes it, appends it to BENCH_PREFIX (e.g. `/api/v1/readers/by-card/`
--- or `/api/v1/readers?q=`), then BENCH_SUFFIX if set (e.g. `?contacts=full`), and sends `Authorization: Bearer $BENCH_TOKEN` when BENCH_TOKEN is set.
+-- or `/api/v1/readers?q=`), then BENCH_SUFFIX if set (e.g. `?contacts=full`), and sends `Authorization: Bearer $BENCH_TOKEN` when BENCH_TOKEN is set
+-- and `Cookie: $BENCH_COOKIE` when BENCH_COOKIE is set (a staff session, for HTML pages).
 -- `done` prints one machine-readable line:
 --   BENCH p50_us=… p99_us=… rps=… requests=… non2xx=… socket_errors=…
 
@@ -29,6 +30,10 @@ function init(args)
   local token = os.getenv("BENCH_TOKEN")
   if token and token ~= "" then
     headers["Authorization"] = "Bearer " .. token
+  end
+  local cookie = os.getenv("BENCH_COOKIE")
+  if cookie and cookie ~= "" then
+    headers["Cookie"] = cookie
   end
   local f = assert(io.open(list, "r"), "cannot open BENCH_LIST " .. tostring(list))
   for line in f:lines() do

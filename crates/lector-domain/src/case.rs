@@ -502,6 +502,17 @@ mod tests {
     use super::*;
     use chrono::NaiveTime;
 
+    #[test]
+    fn json_spells_every_code_as_code_does() {
+        let json = |v: serde_json::Value| v.as_str().unwrap().to_string();
+        for s in CaseStatus::ALL {
+            assert_eq!(json(serde_json::to_value(s).unwrap()), s.code());
+        }
+        for o in TriageOutcome::ALL {
+            assert_eq!(json(serde_json::to_value(o).unwrap()), o.code());
+        }
+    }
+
     fn triage(outcome: TriageOutcome) -> CaseAction {
         let duplicate_of = (outcome == TriageOutcome::Duplicate).then_some(1);
         CaseAction::Triage { outcome, category: None, priority: Priority::Normal, duplicate_of, comment: None }

@@ -10,7 +10,7 @@ macro_rules! code_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $code:literal, $zh:literal, $en:literal $(| $alias:literal)*;)+ } $what_zh:literal, $what_en:literal) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "lowercase")]
+        #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
         impl $name {

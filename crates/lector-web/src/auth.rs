@@ -55,6 +55,8 @@ pub struct Badges {
     pub unread: i64,
     /// Open follow-up tasks assigned to the user (0 without `TrackingView`).
     pub open_tasks: i64,
+    /// The header's case count (see `pages::cases::badge_count`).
+    pub open_cases: i64,
 }
 
 impl Badges {
@@ -82,7 +84,11 @@ impl Badges {
         } else {
             0
         };
-        Badges { unread, open_tasks }
+        let open_cases = crate::pages::cases::badge_count(state, user).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "counting cases failed");
+            0
+        });
+        Badges { unread, open_tasks, open_cases }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod i18n;
 pub mod mask;
 mod observe;
 pub mod pages;
+pub mod portal;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -33,18 +34,22 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes())
+        .merge(portal::routes())
         .nest("/api/v1", api::routes())
         .route("/api/openapi.json", get(api::openapi_json))
         .route("/healthz", get(observe::healthz))
         .route("/metrics", get(observe::metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // The portal's submission limits and recent links; one per application.
+        .layer(axum::Extension(std::sync::Arc::new(portal::PortalGuard::new())))
         .layer(axum::middleware::from_fn(observe::track))
         .with_state(state)
 }
 
 /// Serves Lector on `listener` until Ctrl-C or SIGTERM. `secure_cookies` marks cookies
 /// `Secure` (when users reach Lector over HTTPS).
-/// Due-task reminders run in the background (see [`remind_due_tasks`]) and stop with the server.
+/// Due-task reminders, case escalation and the closing of unrated cases run in the background (see
+/// [`remind_due_tasks`]) and stop with the server.
 pub async fn serve(store: Store, listener: tokio::net::TcpListener, secure_cookies: bool) -> std::io::Result<()> {
     let reminders = tokio::spawn(remind_due_tasks(store.clone(), REMINDER_INTERVAL));
     let app = router(AppState { store, secure_cookies });
@@ -57,8 +62,9 @@ pub async fn serve(store: Store, listener: tokio::net::TcpListener, secure_cooki
 /// How often the server looks for follow-up tasks that are due.
 pub const REMINDER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
-/// Reminds staff of their due follow-up tasks now and then every `every`, for as long as the
-/// task runs. The store sends each reminder once a day however often (and on however many
+/// Reminds staff of their due follow-up tasks, escalates overdue service cases and closes
+/// resolved cases left unrated, now and then every `every`, for as long as the task runs. The
+/// store sends each reminder and escalates each case once however often (and on however many
 /// servers) this runs; failures are logged and retried at the next tick.
 pub async fn remind_due_tasks(store: Store, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
@@ -70,6 +76,17 @@ pub async fn remind_due_tasks(store: Store, every: std::time::Duration) {
             Ok(0) => tracing::debug!("no due tasks to remind of"),
             Ok(n) => tracing::info!(reminders = n, "reminded staff of due tasks"),
             Err(e) => tracing::error!(error = %e, "reminding staff of due tasks failed"),
+        }
+        let now = chrono::Local::now().naive_local();
+        match store.escalate_overdue_cases(now).await {
+            Ok(0) => tracing::debug!("no overdue cases to escalate"),
+            Ok(n) => tracing::info!(cases = n, "escalated overdue cases"),
+            Err(e) => tracing::error!(error = %e, "escalating overdue cases failed"),
+        }
+        match store.close_unrated_cases(now).await {
+            Ok(0) => tracing::debug!("no unrated cases to close"),
+            Ok(n) => tracing::info!(cases = n, "closed resolved cases left unrated"),
+            Err(e) => tracing::error!(error = %e, "closing unrated cases failed"),
         }
     }
 }

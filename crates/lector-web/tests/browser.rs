@@ -6,6 +6,7 @@
 mod browser_support;
 
 use browser_support::{artifact_path, driver_or_skip, App, Browser, ADMIN, LIBRARIAN};
+use lector_domain::role::Role;
 use std::time::Instant;
 
 /// The pages the tests rely on, by the ids and classes of the page contract.
@@ -304,4 +305,183 @@ async fn language_switch_persists_across_pages() {
 
     b.close().await;
     timed("language_switch_persists_across_pages", start);
+}
+
+/// Waits until the staff case page shows `code` in span#case-status (its `data-status`, or its text).
+async fn wait_case_status(b: &Browser, code: &str) {
+    b.until(&format!("span#case-status to be {code}"), || async {
+        let e = b.client.find(fantoccini::Locator::Css("span#case-status")).await?;
+        let attr = e.attr("data-status").await?.unwrap_or_default();
+        let text = e.text().await?.trim().to_string();
+        Ok((attr == code || text == code).then_some(()))
+    })
+    .await;
+}
+
+/// `inner` within the action form `action` of the staff case page: by the page contract
+/// (`form.case-action[data-action=…]`), or by the form's id (`form#triage-form`) as the case page
+/// first shipped it.
+fn in_action_form(action: &str, inner: &str) -> String {
+    let id = action.replace('_', "-");
+    format!(r#"form.case-action[data-action="{action}"] {inner}, form#{id}-form {inner}"#).replace(" ,", ",").trim_end().to_string()
+}
+
+/// Submits the action form `action` on the open case page and waits for the case to reach `to`
+/// (or, when `to` is `None`, for the page to come back with a newer version).
+async fn act(b: &Browser, action: &str, fields: &[(&str, &str)], to: Option<&str>) {
+    b.wait_css(&in_action_form(action, "")).await;
+    let version =
+        b.wait_css(&in_action_form(action, r#"input[name="version"]"#)).await.prop("value").await.expect("version").unwrap_or_default();
+    for (name, value) in fields {
+        let css = in_action_form(action, &format!(r#"[name="{name}"]"#));
+        let tag = b.wait_css(&css).await.tag_name().await.expect("tag name");
+        if tag.eq_ignore_ascii_case("select") {
+            b.click(&in_action_form(action, &format!(r#"[name="{name}"] option[value="{value}"]"#))).await;
+        } else {
+            b.fill(&css, value).await;
+        }
+    }
+    // The first submit button (the approval form also holds "reject").
+    b.click(&in_action_form(action, r#"button[type="submit"]"#)).await;
+    match to {
+        Some(code) => wait_case_status(b, code).await,
+        None => {
+            b.until(&format!("the case page after {action} (version {version} → newer)"), || async {
+                for e in b.client.find_all(fantoccini::Locator::Css(r#"form input[name="version"]"#)).await? {
+                    let v = e.prop("value").await?.unwrap_or_default();
+                    if !v.is_empty() && v != version {
+                        return Ok(Some(()));
+                    }
+                }
+                Ok(None)
+            })
+            .await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_complaint_round_trip() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let start = Instant::now();
+    let app = App::start().await;
+    // A department with one member, and a leader.
+    let setup = lector_store::Actor::system("test");
+    app.store
+        .create_department(
+            &setup,
+            &lector_store::config::NamedInput { code: "reading".into(), name_zh: "阅览部".into(), name_en: "Reading rooms".into() },
+        )
+        .await
+        .expect("create department");
+    let dept = ("reading1", "correct-horse-11");
+    let leader = ("boss", "correct-horse-12");
+    for (user, role, department) in [(dept, Role::Department, Some("reading")), (leader, Role::Leader, None)] {
+        app.store
+            .create_user(
+                &setup,
+                lector_store::auth::NewUser {
+                    username: user.0.into(),
+                    display_name: format!("测试{}", role.label().zh),
+                    role,
+                    department: department.map(str::to_string),
+                    password: user.1.into(),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("create user {}: {e}", user.0));
+    }
+    let category = lector_store::cases::CaseCategory {
+        kind: lector_domain::case::CaseKind::Complaint,
+        code: "environment".into(),
+        name_zh: "环境".into(),
+        name_en: "Environment".into(),
+    };
+    app.store.create_case_category(&setup, &category).await.expect("create a complaint category");
+
+    // A reader files a complaint on the portal and keeps the tracking link.
+    let reader = driver.browser(&app.base).await;
+    reader.goto("/portal").await;
+    reader.click("a#portal-start").await;
+    reader.wait_path("the portal form", |p| p.starts_with("/portal/new")).await;
+    reader.wait_css("form#portal-form").await;
+    reader.click(r#"form#portal-form select[name="kind"] option[value="complaint"]"#).await;
+    reader.fill("form#portal-form input[name=subject]", "三楼自习室太吵").await;
+    reader.fill("form#portal-form textarea[name=body]", "晚上九点后三楼自习室经常有人大声讲话，希望加强管理。").await;
+    reader.fill("form#portal-form input[name=contact_name]", "陈同学").await;
+    reader.fill("form#portal-form input[name=contact]", "chen@example.edu.cn").await;
+    reader.click("#portal-submit").await;
+    let link = reader.wait_css("a#tracking-link").await;
+    let tracking = link.attr("href").await.expect("href").unwrap_or_default();
+    assert!(tracking.starts_with("/portal/track/"), "the tracking link is /portal/track/…, not {tracking:?}");
+    let number = reader.wait_text("#case-number", "holding the case number", |t| t.starts_with("GD")).await;
+    let case = app.store.case_by_token(tracking.trim_start_matches("/portal/track/")).await.expect("the link names the case");
+    assert_eq!(case.number, number);
+    let id = case.id;
+
+    // A librarian triages it and assigns it to the reading rooms.
+    let lib = driver.browser(&app.base).await;
+    lib.login(LIBRARIAN).await;
+    lib.goto(&format!("/cases/{id}")).await;
+    lib.wait_text("#case-number", "naming the case", |t| t == number).await;
+    wait_case_status(&lib, "received").await;
+    act(&lib, "triage", &[("outcome", "accepted"), ("category", "environment"), ("priority", "normal")], Some("triaged")).await;
+    act(&lib, "assign", &[("department", "reading")], Some("assigned")).await;
+
+    // The department's member claims it and proposes a solution.
+    let staff = driver.browser(&app.base).await;
+    staff.goto("/login").await;
+    staff.submit_login(dept.0, dept.1).await;
+    staff.wait_path("to leave /login after signing in", |p| !p.starts_with("/login")).await;
+    staff.goto(&format!("/cases/{id}")).await;
+    wait_case_status(&staff, "assigned").await;
+    act(&staff, "claim", &[], None).await;
+    wait_case_status(&staff, "assigned").await;
+    act(&staff, "propose", &[("solution", "晚间安排馆员巡查三楼，张贴安静提示。")], Some("awaiting_approval")).await;
+
+    // A leader approves.
+    let boss = driver.browser(&app.base).await;
+    boss.goto("/login").await;
+    boss.submit_login(leader.0, leader.1).await;
+    boss.wait_path("to leave /login after signing in", |p| !p.starts_with("/login")).await;
+    boss.goto(&format!("/cases/{id}")).await;
+    wait_case_status(&boss, "awaiting_approval").await;
+    act(&boss, "approve", &[], Some("in_progress")).await;
+    boss.close().await;
+
+    // The department resolves it with a reply.
+    let reply = "已安排每晚巡查三楼自习室，并张贴安静提示，感谢您的反馈。";
+    staff.goto(&format!("/cases/{id}")).await;
+    wait_case_status(&staff, "in_progress").await;
+    act(&staff, "resolve", &[("reply", reply)], Some("resolved")).await;
+
+    // The reader opens the tracking link, reads the reply and rates it 5.
+    reader.goto(&tracking).await;
+    // Text is normalised when stored (full-width punctuation becomes half-width).
+    reader.wait_text("#case-reply", "holding the reply", |t| t.contains("已安排每晚巡查三楼自习室")).await;
+    let body = reader.wait_text("body", "without internal notes", |t| !t.is_empty()).await;
+    assert!(!body.contains("晚间安排馆员巡查"), "the reader never sees the internal proposal");
+    reader.click("input#satisfaction-5").await;
+    reader.fill("form#rate-form input[name=recommend]", "10").await;
+    reader.click("#rate-submit").await;
+    reader.wait_text("div#flash", "thanking the reader", |t| !t.is_empty()).await;
+    reader
+        .until("the portal status to read closed", || async {
+            let e = reader.client.find(fantoccini::Locator::Css("#portal-status")).await?;
+            Ok((e.attr("data-status").await?.as_deref() == Some("closed")).then_some(()))
+        })
+        .await;
+    assert_eq!(reader.count("form#rate-form").await, 0, "no second rating");
+    reader.close().await;
+
+    // Staff see it closed.
+    lib.goto(&format!("/cases/{id}")).await;
+    wait_case_status(&lib, "closed").await;
+    let stored = app.store.case(id).await.expect("case");
+    assert_eq!(stored.rating.map(|r| (r.satisfaction, r.recommend)), Some((5, Some(10))));
+    lib.close().await;
+    staff.close().await;
+    timed("portal_complaint_round_trip", start);
 }

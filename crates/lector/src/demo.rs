@@ -607,6 +607,7 @@ pub async fn seed(store: &Store, readers: usize, today: NaiveDate) -> anyhow::Re
     let started = Instant::now();
     let inserted = insert_readers(store, &actor, readers, today, started).await?;
     let seconds = started.elapsed().as_secs_f64();
+    crate::demo_activity::seed(store, chrono::Local::now().naive_local()).await.context("seeding demo service activity")?;
     Ok(SeedReport {
         readers: inserted,
         seconds,

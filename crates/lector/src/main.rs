@@ -1,6 +1,7 @@
 //! `lector`: the command line and the wiring of Lector's layers.
 
 mod demo;
+mod demo_activity;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};

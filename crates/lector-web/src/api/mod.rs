@@ -4,6 +4,7 @@
 //! the permission it needs before it reads input or data; errors are JSON
 //! (`{"error": {"code", "message", "message_zh", "fields"}}`, see [`dto::ErrorBody`]).
 
+pub mod cases;
 pub mod dto;
 pub mod json;
 pub mod readers;
@@ -21,6 +22,7 @@ use utoipa::{Modify, OpenApi};
 pub fn routes() -> Router<AppState> {
     readers::routes()
         .merge(tracking::routes())
+        .merge(cases::routes())
         .fallback(|| async { crate::error::AppError::NotFound })
         .layer(axum::middleware::map_response(api_headers))
 }
@@ -62,6 +64,11 @@ async fn api_headers(mut resp: Response) -> Response {
         tracking::set_task_status,
         tracking::hand_over,
         tracking::owner_history,
+        cases::list_cases,
+        cases::create_case,
+        cases::get_case,
+        cases::act_on_case,
+        cases::case_stats,
     ),
     components(schemas(
         dto::ErrorBody,
@@ -85,6 +92,16 @@ async fn api_headers(mut resp: Response) -> Response {
         dto::OwnerChange,
         dto::HandoverBody,
         dto::HandoverResult,
+        cases::CaseBody,
+        cases::CasePage,
+        cases::CaseEventBody,
+        cases::RatingBody,
+        cases::CaseDraftBody,
+        cases::CaseActionRequest,
+        cases::ActionBody,
+        cases::CountBody,
+        cases::SatisfactionBody,
+        cases::ServiceStatsBody,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -92,6 +109,7 @@ async fn api_headers(mut resp: Response) -> Response {
         (name = "readers", description = "Reader records (读者)"),
         (name = "me", description = "The caller"),
         (name = "tracking", description = "Reader tracking (读者跟踪): interactions, follow-up tasks, owners"),
+        (name = "cases", description = "Service cases (服务工单): suggestions, complaints, inquiries, purchase requests, praise"),
     ),
 )]
 pub struct ApiDoc;

@@ -34,6 +34,8 @@ struct HomePage {
     recent: Vec<AuditEntry>,
     /// My open tasks and all overdue tasks (`TrackingView`).
     tracking: Option<(i64, i64)>,
+    /// Open and overdue cases in the user's scope (any case permission).
+    cases: Option<(i64, i64)>,
 }
 
 fn bars(items: Vec<(String, i64)>) -> Vec<Bar> {
@@ -51,6 +53,7 @@ async fn home(State(state): State<AppState>, staff: Staff) -> Result<Response, P
         Vec::new()
     };
     let tracking = super::tracking::dashboard_counts(&state, &staff).await.map_err(|e| PageError(e.into(), l))?;
+    let cases = super::cases::home_counts(&state, &staff).await.map_err(|e| PageError(e.into(), l))?;
     let active = stats.by_status.iter().find(|(s, _)| s.code() == "active").map(|(_, n)| *n).unwrap_or(0);
     let page = HomePage {
         ctx: Ctx::staff(&staff, "home", "/"),
@@ -61,6 +64,7 @@ async fn home(State(state): State<AppState>, staff: Staff) -> Result<Response, P
         statuses: bars(stats.by_status.iter().map(|(s, n)| (l.msg(&s.label()), *n)).collect()),
         recent,
         tracking,
+        cases,
     };
     Ok(render(&page))
 }

@@ -2,6 +2,7 @@
 //! every form carries the session's CSRF token.
 
 mod admin;
+pub mod cases;
 mod home;
 mod login;
 mod readers;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .merge(readers::routes())
         .merge(admin::routes())
         .merge(tracking::routes())
+        .merge(cases::routes())
 }
 
 /// An option of a select box.
@@ -50,6 +52,11 @@ pub struct UserBar {
     pub can_tracking: bool,
     pub open_tasks: i64,
     pub unread: i64,
+    /// Sees service cases (any case permission).
+    pub can_cases: bool,
+    /// My department's open cases (department staff), or proposals awaiting approval (leaders).
+    pub open_cases: i64,
+    pub can_service_dashboard: bool,
 }
 
 /// What every page's layout needs.
@@ -78,6 +85,9 @@ impl Ctx {
                 can_tracking: staff.can(Permission::TrackingView),
                 open_tasks: staff.badges.open_tasks,
                 unread: staff.badges.unread,
+                can_cases: crate::api::cases::may_list(u),
+                open_cases: staff.badges.open_cases,
+                can_service_dashboard: staff.can(Permission::ServiceDashboard),
             }),
             csrf: staff.csrf.clone(),
             nav,
@@ -102,6 +112,7 @@ impl Ctx {
             Some("task_updated") => ("任务状态已更新", "Task updated"),
             Some("handover") => ("已移交业务负责人", "Owner handed over"),
             Some("read") => ("已标为已读", "Marked as read"),
+            Some("case_done") => ("工单已更新", "Case updated"),
             _ => return self,
         };
         self.flash = Some(self.l.pick(zh, en).to_string());

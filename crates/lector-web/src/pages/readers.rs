@@ -317,6 +317,8 @@ struct DetailPage {
     timeline: Vec<TimelineItem>,
     /// Interactions, tasks and owners (`TrackingView`).
     tracking: Option<ReaderTracking>,
+    /// The reader's service cases (any case permission; department staff see their department's).
+    cases: Option<Vec<super::cases::CaseRow>>,
 }
 
 #[derive(Deserialize)]
@@ -455,7 +457,9 @@ pub(super) async fn detail_page(
     } else {
         (None, None)
     };
+    let cases = super::cases::reader_cases(state, staff, id).await.map_err(err)?;
     let view = DetailPage {
+        cases,
         ctx: Ctx::staff(staff, "readers", &format!("/readers/{id}")).with_flash(flash),
         tracking,
         gender: l.msg(&r.gender.label()),
