@@ -142,29 +142,29 @@ impl CaseAction {
                 if *outcome != TriageOutcome::Duplicate && duplicate_of.is_some() {
                     errs.push("duplicate_of", Msg::new("只有判定为重复时才填写重复工单", "only a duplicate names the case it duplicates"));
                 }
-                errs.take("comment", optional_text(comment, MAX_TEXT, "说明", "comment"));
+                errs.take("comment", text::optional_prose(comment.as_deref(), MAX_TEXT, "说明", "comment"));
             }
             CaseAction::Assign { department, comment } => {
                 if text::clean(department).is_empty() {
                     errs.push("department", Msg::new("请选择负责的部门", "choose the responsible department"));
                 }
-                errs.take("comment", optional_text(comment, MAX_TEXT, "说明", "comment"));
+                errs.take("comment", text::optional_prose(comment.as_deref(), MAX_TEXT, "说明", "comment"));
             }
             CaseAction::Claim => {}
             CaseAction::Propose { solution } => {
-                errs.take("solution", required_text(solution, MAX_TEXT, "解决方案", "solution"));
+                errs.take("solution", text::required_prose(solution, MAX_TEXT, "解决方案", "solution"));
             }
             CaseAction::Approve { comment } | CaseAction::Close { comment } => {
-                errs.take("comment", optional_text(comment, MAX_TEXT, "说明", "comment"));
+                errs.take("comment", text::optional_prose(comment.as_deref(), MAX_TEXT, "说明", "comment"));
             }
             CaseAction::RejectProposal { comment } => {
-                errs.take("comment", required_text(comment, MAX_TEXT, "驳回意见", "comment on the rejection"));
+                errs.take("comment", text::required_prose(comment, MAX_TEXT, "驳回意见", "comment on the rejection"));
             }
             CaseAction::Resolve { reply } => {
-                errs.take("reply", required_text(reply, MAX_TEXT, "给读者的答复", "reply to the reader"));
+                errs.take("reply", text::required_prose(reply, MAX_TEXT, "给读者的答复", "reply to the reader"));
             }
             CaseAction::Reopen { reason } => {
-                errs.take("reason", required_text(reason, MAX_TEXT, "重新打开的原因", "reason for reopening"));
+                errs.take("reason", text::required_prose(reason, MAX_TEXT, "重新打开的原因", "reason for reopening"));
             }
         }
         errs.finish(|| ())
@@ -262,29 +262,6 @@ fn illegal(from: CaseStatus, action: &CaseAction) -> IllegalTransition {
 /// Longest free text in a case (body, proposal, reply, comments).
 pub const MAX_TEXT: usize = 4000;
 
-fn required_text(raw: &str, max: usize, zh: &str, en: &str) -> Result<String, Msg> {
-    let v = text::clean(raw);
-    if v.is_empty() {
-        Err(Msg::new(format!("请填写{zh}"), format!("enter the {en}")))
-    } else if v.chars().count() > max {
-        Err(Msg::new(
-            format!("{zh}最多 {max} 个字符（现有 {} 个）", v.chars().count()),
-            format!("the {en} has at most {max} characters (this one has {})", v.chars().count()),
-        ))
-    } else if text::has_control(&v) {
-        Err(Msg::new(format!("{zh}含有控制字符"), format!("the {en} contains control characters")))
-    } else {
-        Ok(v)
-    }
-}
-
-fn optional_text(raw: &Option<String>, max: usize, zh: &str, en: &str) -> Result<Option<String>, Msg> {
-    match raw.as_deref().map(text::clean).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(v) => required_text(&v, max, zh, en).map(Some),
-    }
-}
-
 /// A case as a reader or staff member files it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -319,13 +296,14 @@ impl CaseDraft {
     pub fn parse(&self, require_contact: bool) -> Result<CaseInput, FieldErrors> {
         let mut errs = FieldErrors::default();
         let kind = errs.take("kind", CaseKind::parse(&self.kind));
-        let subject = errs.take("subject", required_text(&self.subject, 200, "标题", "subject"));
-        let body = errs.take("body", required_text(&self.body, MAX_TEXT, "内容", "text of the case"));
+        let subject = errs.take("subject", text::required_prose(&self.subject, 200, "标题", "subject"));
+        let body = errs.take("body", text::required_prose(&self.body, MAX_TEXT, "内容", "text of the case"));
         let card_no = match self.card_no.as_deref().filter(|s| !text::clean(s).is_empty()) {
             None => None,
             Some(raw) => errs.take("card_no", crate::reader::CardNo::parse(raw)).map(|c| c.as_str().to_string()),
         };
-        let contact_name = errs.take("contact_name", optional_text(&self.contact_name, 64, "联系人姓名", "contact name")).flatten();
+        let contact_name =
+            errs.take("contact_name", text::optional_prose(self.contact_name.as_deref(), 64, "联系人姓名", "contact name")).flatten();
         let contact = match self.contact.as_deref().map(text::clean).filter(|s| !s.is_empty()) {
             None => None,
             Some(v) => errs.take("contact", parse_contact(&v)),
@@ -394,7 +372,7 @@ impl RatingDraft {
                 Msg::new(format!("推荐意愿应为 0 到 10（收到 {r}）"), format!("how likely to recommend is 0 to 10 (got {r})")),
             );
         }
-        errs.take("comment", optional_text(&self.comment, 2000, "评价", "comment"));
+        errs.take("comment", text::optional_prose(self.comment.as_deref(), 2000, "评价", "comment"));
         errs.finish(|| ())
     }
 }

@@ -216,7 +216,7 @@ impl ReaderDraft {
             errs.push("category", Msg::new("请选择读者类型", "choose a reader category"));
         }
         let affiliation = errs.take("affiliation", bounded("单位/院系", "affiliation", optional(&self.affiliation), 100)).flatten();
-        let notes = errs.take("notes", bounded("备注", "notes", optional(&self.notes), 4000)).flatten();
+        let notes = errs.take("notes", text::optional_prose(self.notes.as_deref(), 4000, "备注", "notes")).flatten();
         let owner = optional(&self.owner);
 
         if self.contacts.len() > MAX_CONTACTS {

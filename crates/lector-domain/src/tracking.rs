@@ -53,27 +53,6 @@ pub fn parse_datetime(raw: &str) -> Result<NaiveDateTime, Msg> {
     })
 }
 
-fn required(raw: &str, max: usize, zh: &str, en: &str) -> Result<String, Msg> {
-    let v = text::clean(raw);
-    if v.is_empty() {
-        Err(Msg::new(format!("请填写{zh}"), format!("enter the {en}")))
-    } else if v.chars().count() > max || text::has_control(&v) {
-        Err(Msg::new(format!("{zh}最多 {max} 个字符"), format!("the {en} has at most {max} characters")))
-    } else {
-        Ok(v)
-    }
-}
-
-fn optional(raw: &Option<String>, max: usize, zh: &str, en: &str) -> Result<Option<String>, Msg> {
-    match raw.as_deref().map(text::clean).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(v) if v.chars().count() > max || text::has_control(&v) => {
-            Err(Msg::new(format!("{zh}最多 {max} 个字符"), format!("the {en} has at most {max} characters")))
-        }
-        Some(v) => Ok(Some(v)),
-    }
-}
-
 /// An interaction as entered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,8 +85,8 @@ impl InteractionDraft {
         let mut errs = FieldErrors::default();
         let channel = errs.take("channel", Channel::parse(&self.channel));
         let direction = errs.take("direction", Direction::parse(self.direction.as_deref().unwrap_or("inbound")));
-        let subject = errs.take("subject", required(&self.subject, 200, "主题", "subject"));
-        let notes = errs.take("notes", optional(&self.notes, 4000, "记录内容", "notes")).flatten();
+        let subject = errs.take("subject", text::required_prose(&self.subject, 200, "主题", "subject"));
+        let notes = errs.take("notes", text::optional_prose(self.notes.as_deref(), 4000, "记录内容", "notes")).flatten();
         let occurred_at = match self.occurred_at.as_deref().filter(|s| !s.trim().is_empty()) {
             None => Some(now),
             Some(raw) => errs.take("occurred_at", parse_datetime(raw)),
@@ -149,8 +128,8 @@ pub struct TaskInput {
 impl TaskDraft {
     pub fn parse(&self, today: NaiveDate) -> Result<TaskInput, FieldErrors> {
         let mut errs = FieldErrors::default();
-        let title = errs.take("title", required(&self.title, 200, "任务标题", "title"));
-        let notes = errs.take("notes", optional(&self.notes, 4000, "说明", "notes")).flatten();
+        let title = errs.take("title", text::required_prose(&self.title, 200, "任务标题", "title"));
+        let notes = errs.take("notes", text::optional_prose(self.notes.as_deref(), 4000, "说明", "notes")).flatten();
         let due_on = errs.take("due_on", crate::reader::parse_date(&self.due_on));
         if due_on.is_some_and(|d| d < today) {
             errs.push("due_on", Msg::new("截止日期不能早于今天", "the due date cannot be in the past"));
@@ -165,7 +144,7 @@ impl TaskDraft {
 
 /// Why readers change owner: required, so the history explains itself.
 pub fn parse_handover_reason(raw: &str) -> Result<String, Msg> {
-    required(raw, 500, "移交原因", "reason for the hand-over")
+    text::required_prose(raw, 500, "移交原因", "reason for the hand-over")
 }
 
 #[cfg(test)]
