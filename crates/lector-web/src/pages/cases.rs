@@ -4,7 +4,7 @@
 //! Every handler checks its permission before it loads anything; who may do what to a case is
 //! decided in one place, [`crate::api::cases::may_act`], shared with the API.
 
-use super::{local_naive, local_time, render, see_other, Ctx, Opt};
+use super::{local_naive, local_time, render, see_other, Ctx, Opt, Tab};
 use crate::api::cases::{department_scope, may_act, may_list, sees_all, visible_case, ActionBody, StatsParams};
 use crate::auth::{PageError, Staff};
 use crate::error::AppError;
@@ -183,13 +183,6 @@ struct ListParams {
     overdue: Option<String>,
     page: Option<String>,
     flash: Option<String>,
-}
-
-pub struct Tab {
-    pub href: String,
-    pub label: String,
-    pub id: &'static str,
-    pub active: bool,
 }
 
 #[derive(Template)]

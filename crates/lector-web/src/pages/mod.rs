@@ -34,6 +34,14 @@ pub fn routes() -> Router<AppState> {
         .merge(cases::routes())
 }
 
+/// A tab of a page's view switcher.
+pub struct Tab {
+    pub href: String,
+    pub label: String,
+    pub id: &'static str,
+    pub active: bool,
+}
+
 /// An option of a select box.
 pub struct Opt {
     pub value: String,

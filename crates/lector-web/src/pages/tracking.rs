@@ -5,7 +5,7 @@
 //! its assignee, its creator and administrators.
 
 use super::readers::{self, ListParams, TimelineItem};
-use super::{local_naive, local_path, local_time, render, see_other, with_flash_param, Ctx, Opt};
+use super::{local_naive, local_path, local_time, render, see_other, with_flash_param, Ctx, Opt, Tab};
 use crate::api::tracking::InteractionParams;
 use crate::auth::{may_change_task, PageError, Staff};
 use crate::error::AppError;
@@ -565,13 +565,6 @@ struct TaskParams {
     status: Option<String>,
     page: Option<String>,
     flash: Option<String>,
-}
-
-pub struct Tab {
-    pub href: String,
-    pub label: String,
-    pub id: &'static str,
-    pub active: bool,
 }
 
 #[derive(Template)]
