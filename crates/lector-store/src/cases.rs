@@ -98,6 +98,18 @@ pub struct CaseEvent {
     pub comment: Option<String>,
 }
 
+/// How long [`Store::service_stats_cached`] reuses figures.
+pub const STATS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The last dashboard figures and what they were computed for.
+#[derive(Debug)]
+pub(crate) struct CachedStats {
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    at: std::time::Instant,
+    stats: ServiceStats,
+}
+
 /// Filters over cases, newest first unless `by_due` (earliest deadline first).
 #[derive(Debug, Clone, Default)]
 pub struct CaseQuery {
@@ -1208,6 +1220,19 @@ impl Store {
         }
         tx.commit().await?;
         Ok(closed)
+    }
+
+    /// [`Store::service_stats`], reused for up to [`STATS_MAX_AGE`]: a dashboard tolerates a
+    /// minute of staleness, and under load it is computed once a minute instead of per view.
+    pub async fn service_stats_cached(&self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<ServiceStats> {
+        let fresh = |c: &CachedStats| c.from == from && c.to == to && c.at.elapsed() < STATS_MAX_AGE;
+        if let Some(c) = self.stats_cache.lock().expect("stats cache lock").as_ref().filter(|c| fresh(c)) {
+            return Ok(c.stats.clone());
+        }
+        let stats = self.service_stats(from, to).await?;
+        *self.stats_cache.lock().expect("stats cache lock") =
+            Some(CachedStats { from, to, at: std::time::Instant::now(), stats: stats.clone() });
+        Ok(stats)
     }
 
     /// The dashboard's figures for cases created between the local dates (inclusive).

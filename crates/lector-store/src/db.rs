@@ -19,6 +19,8 @@ pub enum Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// The service dashboard's last figures, shared by the clones of this store.
+    pub(crate) stats_cache: std::sync::Arc<std::sync::Mutex<Option<crate::cases::CachedStats>>>,
 }
 
 impl Store {
@@ -65,7 +67,7 @@ impl Store {
         if backend == Backend::Sqlite {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, stats_cache: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {

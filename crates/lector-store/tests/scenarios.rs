@@ -2292,5 +2292,23 @@ mod case_scenario {
         assert_eq!(store.service_stats(day("2025-03-01"), day("2025-03-05")).await.unwrap().total, 3);
         let empty = store.service_stats(day("2024-01-01"), day("2024-01-31")).await.unwrap();
         assert_eq!((empty.total, empty.median_first_response_hours, empty.deadline_compliance, empty.nps), (0, None, None, None));
+
+        // The cached figures are reused for the same period, even after a new case; the
+        // uncached ones and another period see it.
+        let now = chrono::Local::now().date_naive();
+        let before = store.service_stats_cached(now, now).await.unwrap();
+        let input = lector_domain::case::CaseInput {
+            kind: CaseKind::Praise,
+            subject: "谢谢".into(),
+            body: "服务很好。".into(),
+            card_no: None,
+            contact_name: None,
+            contact: None,
+        };
+        store.create_case(&actor(), &input, lector_store::cases::CaseSource::Staff, None).await.unwrap();
+        assert_eq!(store.service_stats_cached(now, now).await.unwrap(), before);
+        assert_eq!(store.service_stats(now, now).await.unwrap().total, before.total + 1);
+        let yesterday = now.pred_opt().unwrap();
+        assert_eq!(store.service_stats_cached(yesterday, now).await.unwrap().total, before.total + 1);
     }
 }

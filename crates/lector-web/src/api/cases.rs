@@ -700,7 +700,7 @@ pub async fn case_stats(
     user.require(Permission::ServiceDashboard)?;
     let Query(p) = query.map_err(query_error)?;
     let (from, to) = p.parse(chrono::Local::now().date_naive()).map_err(AppError::Invalid)?;
-    let stats = state.store.service_stats(from, to).await?;
+    let stats = state.store.service_stats_cached(from, to).await?;
     Ok(Json(ServiceStatsBody::new(stats, from, to)))
 }
 

@@ -792,7 +792,7 @@ async fn dashboard(State(state): State<AppState>, staff: Staff, Query(p): Query<
         Err(e) => (today - chrono::Duration::days(30), today, e),
     };
     let (from_s, to_s) = if errors.is_empty() { (from.to_string(), to.to_string()) } else { (raw_from, raw_to) };
-    let stats = state.store.service_stats(from, to).await.map_err(store_err(l))?;
+    let stats = state.store.service_stats_cached(from, to).await.map_err(store_err(l))?;
     let cats = state.store.case_categories(None).await.map_err(store_err(l))?;
     let depts = state.store.departments().await.map_err(store_err(l))?;
     let kind_label = |k: &str| CaseKind::parse(k).map(|k| l.msg(&k.label())).unwrap_or_else(|_| k.to_string());
