@@ -549,8 +549,16 @@ impl Store {
         if let Some(s) = q.status {
             filter.push(" AND c.status = ").bind(s.code());
         }
+        // Statuses are listed rather than excluded (`IN`, not `<>`), so that the queue indexes
+        // (department or assignee, status, due) are read only for the open cases, not for the
+        // many closed ones.
+        let status_in = |filter: &mut Sql, except: &[CaseStatus]| {
+            filter.push(" AND c.status IN (");
+            filter.bind_list(CaseStatus::ALL.iter().filter(|s| !except.contains(s)).map(|s| s.code().into()));
+            filter.push(")");
+        };
         if q.open_only {
-            filter.push(" AND c.status <> ").bind(CaseStatus::Closed.code());
+            status_in(&mut filter, &[CaseStatus::Closed]);
         }
         if let Some(d) = q.department.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             filter.push(" AND c.department_id = (SELECT id FROM departments WHERE code = ").bind(d).push(")");
@@ -562,13 +570,8 @@ impl Store {
             filter.push(" AND c.reader_id = ").bind(r);
         }
         if let Some(t) = q.overdue_at {
-            filter
-                .push(" AND c.status NOT IN (")
-                .bind(CaseStatus::Resolved.code())
-                .push(", ")
-                .bind(CaseStatus::Closed.code())
-                .push(") AND c.due_at < ")
-                .bind(local_text(t));
+            status_in(&mut filter, &[CaseStatus::Resolved, CaseStatus::Closed]);
+            filter.push(" AND c.due_at < ").bind(local_text(t));
         }
         if let Some(f) = q.from {
             filter.push(" AND c.created_local >= ").bind(f.format("%Y-%m-%d").to_string());
