@@ -35,20 +35,7 @@ mkdir -p "$WORK"
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
 
-for tool in wrk sqlite3 curl; do
-  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y $tool)"
-done
-
-# ---------------------------------------------------------------------------------------------
-# Build
-if [[ "$SKIP_BUILD" != 1 ]]; then
-  log "building lector (release)…"
-  (cd "$ROOT" && cargo build --release -p lector)
-  log "building the floor (release)…"
-  (cd "$BENCH_DIR/floor" && cargo build --release)
-fi
-[[ -x "$LECTOR" ]] || die "$LECTOR not built"
-[[ -x "$FLOOR" ]] || die "$FLOOR not built"
+need_tools_and_binaries
 
 # ---------------------------------------------------------------------------------------------
 # Seed: demo readers, departments and staff through `lector demo` (which migrates), then cases,

@@ -59,3 +59,20 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "n/a"; else if (a / b < 1) printf "%.3f×", a / b; else printf "%.1f×", a / b }'; }
+
+# Checks the tools a run needs and builds (unless SKIP_BUILD=1) the release binaries of Lector
+# and the floor; the caller sets ROOT, BENCH_DIR, LECTOR, FLOOR and SKIP_BUILD.
+need_tools_and_binaries() {
+  local tool
+  for tool in wrk sqlite3 curl; do
+    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y $tool)"
+  done
+  if [[ "$SKIP_BUILD" != 1 ]]; then
+    log "building lector (release)…"
+    (cd "$ROOT" && cargo build --release -p lector)
+    log "building the floor (release)…"
+    (cd "$BENCH_DIR/floor" && cargo build --release)
+  fi
+  [[ -x "$LECTOR" ]] || die "$LECTOR not built"
+  [[ -x "$FLOOR" ]] || die "$FLOOR not built"
+}

@@ -31,22 +31,7 @@ mkdir -p "$WORK"
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
 
-
-for tool in wrk sqlite3 curl; do
-  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y $tool)"
-done
-
-
-# ---------------------------------------------------------------------------------------------
-# Build
-if [[ "$SKIP_BUILD" != 1 ]]; then
-  log "building lector (release)…"
-  (cd "$ROOT" && cargo build --release -p lector)
-  log "building the floor (release)…"
-  (cd "$BENCH_DIR/floor" && cargo build --release)
-fi
-[[ -x "$LECTOR" ]] || die "$LECTOR not built"
-[[ -x "$FLOOR" ]] || die "$FLOOR not built"
+need_tools_and_binaries
 
 # ---------------------------------------------------------------------------------------------
 # Seed
@@ -92,7 +77,6 @@ log "drew $(wc -l <"$WORK/cards.txt") cards, $(wc -l <"$WORK/initials.txt") init
 TOKEN=$("$LECTOR" --data-dir "$DATA" token create --user admin --name "bench-$(date +%s)" 2>/dev/null | tail -n1)
 [[ "$TOKEN" == lec_* ]] || die "token create did not print a token"
 
-
 start_server lector "$WORK/lector.out" "$LECTOR" --data-dir "$DATA" serve --bind 127.0.0.1:0
 LECTOR_PID=$SERVER_PID LECTOR_ADDR=$SERVER_ADDR
 ok=0
@@ -125,7 +109,6 @@ log "lector VmRSS after startup: $(mib "$RSS_START") MiB"
 
 # ---------------------------------------------------------------------------------------------
 # Load
-
 
 : >"$WORK/wrk.log"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
