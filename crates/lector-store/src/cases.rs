@@ -384,8 +384,9 @@ fn stale(current: &Case, expected: i64) -> StoreError {
     ))
 }
 
-fn clean_opt(v: &Option<String>) -> Option<String> {
-    v.as_deref().map(text::clean).filter(|s| !s.is_empty())
+/// Optional free text as written (blank is `None`); see `text::prose`.
+fn prose_opt(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(text::prose).filter(|s| !s.is_empty())
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -633,7 +634,7 @@ impl Store {
         match action {
             CaseAction::Triage { outcome, category, priority, duplicate_of, comment: note } => {
                 c.priority = *priority;
-                let category = clean_opt(category);
+                let category = category.as_deref().map(text::clean).filter(|s| !s.is_empty());
                 let known: Vec<String> = sqlx::query("SELECT code FROM case_categories WHERE kind = $1")
                     .bind(before.kind.code().to_string())
                     .fetch_all(&mut *tx)
@@ -660,7 +661,7 @@ impl Store {
                     _ => {}
                 }
                 c.category = category;
-                let mut text = clean_opt(note);
+                let mut text = prose_opt(note);
                 match outcome {
                     TriageOutcome::Accepted => {
                         let calendar = calendar_in(&mut tx).await?;
@@ -710,7 +711,7 @@ impl Store {
                 }
                 department_id = Some(dept);
                 assignee_id = None;
-                comment = Some(match clean_opt(note) {
+                comment = Some(match prose_opt(note) {
                     Some(t) => format!("{code}: {t}"),
                     None => code,
                 });
@@ -744,21 +745,21 @@ impl Store {
                 comment = None;
             }
             CaseAction::Propose { solution } => {
-                c.proposal = Some(text::clean(solution));
+                c.proposal = Some(text::prose(solution));
                 comment = c.proposal.clone();
             }
             CaseAction::Approve { comment: note } | CaseAction::Close { comment: note } => {
-                comment = clean_opt(note);
+                comment = prose_opt(note);
                 if to == CaseStatus::Closed {
                     c.closed_at = Some(now.clone());
                     token_expires_at = Some(utc_in_days(TOKEN_DAYS_AFTER_CLOSING));
                 }
             }
             CaseAction::RejectProposal { comment: note } => {
-                comment = Some(text::clean(note));
+                comment = Some(text::prose(note));
             }
             CaseAction::Resolve { reply } => {
-                c.reply = Some(text::clean(reply));
+                c.reply = Some(text::prose(reply));
                 c.resolved_at = Some(now.clone());
                 resolved_local = Some(local_text(local));
                 comment = c.reply.clone();
@@ -773,7 +774,7 @@ impl Store {
                         ),
                     )));
                 }
-                let mut text = text::clean(reason);
+                let mut text = text::prose(reason);
                 if let Some(r) = &before.rating {
                     text = format!("{text} (rated {}/5)", r.satisfaction);
                 }
@@ -883,7 +884,7 @@ impl Store {
             )));
         }
         let now = now_text();
-        let comment = clean_opt(&rating.comment);
+        let comment = prose_opt(&rating.comment);
         let updated = sqlx::query(
             "UPDATE cases SET status = $1, rating_satisfaction = $2, rating_recommend = $3, rating_comment = $4, rated_at = $5,
                  closed_at = $5, token_expires_at = $6, updated_at = $5, version = version + 1

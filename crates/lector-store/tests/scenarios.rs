@@ -1684,7 +1684,7 @@ mod case_scenario {
     }
 
     fn resolve() -> CaseAction {
-        CaseAction::Resolve { reply: "已在三楼设置静音区".into() }
+        CaseAction::Resolve { reply: "已在三楼设置静音区，欢迎使用！".into() }
     }
 
     fn rating(s: u8, r: Option<u8>) -> RatingDraft {
@@ -1864,7 +1864,7 @@ mod case_scenario {
         // Rating before resolution is refused.
         conflict(store.rate_case(&token, &rating(5, Some(10))).await);
         let c = act(&store, &worker, &c, resolve()).await;
-        assert_eq!((c.status, c.reply.as_deref()), (CaseStatus::Resolved, Some("已在三楼设置静音区")));
+        assert_eq!((c.status, c.reply.as_deref()), (CaseStatus::Resolved, Some("已在三楼设置静音区，欢迎使用！")));
         assert!(c.resolved_at.is_some());
         assert_eq!(c.first_response_at, first_response, "the first response stays the first");
 
