@@ -74,12 +74,34 @@ fn category_label(cats: &[CaseCategory], kind: CaseKind, code: &str, l: Lang) ->
         .unwrap_or_else(|| code.into())
 }
 
-/// A deadline compared with `now`: (overdue, due within 24 hours).
-fn deadline_state(c: &Case, now: chrono::NaiveDateTime) -> (bool, bool) {
-    let open = !matches!(c.status, CaseStatus::Resolved | CaseStatus::Closed);
-    match c.due_at.as_deref().and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M").ok()) {
-        Some(due) if open => (due < now, due >= now && due - now <= chrono::Duration::hours(24)),
-        _ => (false, false),
+/// Working hours before a deadline during which a case counts as near it.
+const NEAR_WORKING_HOURS: u32 = 8;
+
+/// Now, and the end of the "near its deadline" window on the library's working calendar.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineClock {
+    pub now: chrono::NaiveDateTime,
+    near_until: chrono::NaiveDateTime,
+}
+
+impl DeadlineClock {
+    pub async fn read(store: &lector_store::Store) -> Result<DeadlineClock, lector_store::StoreError> {
+        let now = now_local();
+        let calendar = store.work_calendar().await?;
+        Ok(DeadlineClock { now, near_until: calendar.add_working_hours(now, NEAR_WORKING_HOURS) })
+    }
+
+    /// (overdue, due within the next [`NEAR_WORKING_HOURS`] working hours) for an open case.
+    fn state(&self, c: &Case) -> (bool, bool) {
+        self.state_of(c.due_at.as_deref(), c.status)
+    }
+
+    fn state_of(&self, due_at: Option<&str>, status: CaseStatus) -> (bool, bool) {
+        let open = !matches!(status, CaseStatus::Resolved | CaseStatus::Closed);
+        match due_at.and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M").ok()) {
+            Some(due) if open => (due < self.now, due >= self.now && due <= self.near_until),
+            _ => (false, false),
+        }
     }
 }
 
@@ -111,8 +133,8 @@ pub struct CaseRow {
     pub age: String,
 }
 
-pub fn case_row(c: &Case, depts: &[Department], l: Lang, now: chrono::NaiveDateTime) -> CaseRow {
-    let (overdue, near) = deadline_state(c, now);
+pub fn case_row(c: &Case, depts: &[Department], l: Lang, clock: DeadlineClock) -> CaseRow {
+    let (overdue, near) = clock.state(c);
     CaseRow {
         id: c.id,
         number: c.number.clone(),
@@ -127,7 +149,7 @@ pub fn case_row(c: &Case, depts: &[Department], l: Lang, now: chrono::NaiveDateT
         due: c.due_at.clone().unwrap_or_default(),
         overdue,
         near,
-        age: age(&c.created_at, now, l),
+        age: age(&c.created_at, clock.now, l),
     }
 }
 
@@ -141,8 +163,8 @@ pub async fn reader_cases(state: &AppState, staff: &Staff, reader_id: i64) -> Re
         CaseQuery { reader_id: Some(reader_id), department: department_scope(&staff.user), page: 1, per_page: 50, ..Default::default() };
     let cases = state.store.cases(&q).await?.items;
     let depts = state.store.departments().await?;
-    let now = now_local();
-    Ok(Some(cases.iter().map(|c| case_row(c, &depts, staff.lang, now)).collect()))
+    let clock = DeadlineClock::read(&state.store).await?;
+    Ok(Some(cases.iter().map(|c| case_row(c, &depts, staff.lang, clock)).collect()))
 }
 
 /// The header's case count: the open cases of my department (department staff), else the
@@ -235,13 +257,13 @@ async fn list(State(state): State<AppState>, staff: Staff, Query(p): Query<ListP
         None => given(&p.department).map(str::to_string),
     };
     let page_no = given(&p.page).and_then(|n| n.parse::<i64>().ok()).filter(|n| *n >= 1).unwrap_or(1);
-    let now = now_local();
+    let clock = DeadlineClock::read(&state.store).await.map_err(store_err(l))?;
     let mut q = CaseQuery {
         kind,
         status,
         open_only: status.is_none(),
         department,
-        overdue_at: overdue.then_some(now),
+        overdue_at: overdue.then_some(clock.now),
         by_due: true,
         page: page_no,
         per_page: 50,
@@ -283,7 +305,7 @@ async fn list(State(state): State<AppState>, staff: Staff, Query(p): Query<ListP
             .collect(),
         show_department_filter: sees_all(user) && view != "dept",
         overdue,
-        rows: page.items.iter().map(|c| case_row(c, &depts, l, now)).collect(),
+        rows: page.items.iter().map(|c| case_row(c, &depts, l, clock)).collect(),
         can_create: staff.can(Permission::CasesTriage),
         can_dashboard: staff.can(Permission::ServiceDashboard),
         can_configure: staff.can(Permission::CasesConfigure),
@@ -547,7 +569,7 @@ async fn detail_page(
     let events = state.store.case_events(id).await.map_err(store_err(l))?;
     let depts = state.store.departments().await.map_err(store_err(l))?;
     let cats = state.store.case_categories(Some(c.kind)).await.map_err(store_err(l))?;
-    let (overdue, near) = deadline_state(&c, now_local());
+    let (overdue, near) = DeadlineClock::read(&state.store).await.map_err(store_err(l))?.state(&c);
     let sel = |field: &Option<String>, default: &str| {
         if failed.is_empty() {
             default.to_string()
@@ -1103,6 +1125,7 @@ async fn save_calendar(State(state): State<AppState>, staff: Staff, Form(f): For
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lector_domain::case::WorkCalendar;
 
     #[test]
     fn charts_scale_to_the_largest_bar() {
@@ -1122,5 +1145,17 @@ mod tests {
         parse_dates(&mut e, "holidays", "someday");
         assert!(e.get("holidays").is_some());
         assert!(parse_time("8:30").is_ok() && parse_time("noon").is_err());
+    }
+
+    #[test]
+    fn near_means_within_eight_working_hours() {
+        // Friday 16:00: eight working hours later is Monday 15:00 on the standard calendar.
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap().and_hms_opt(16, 0, 0).unwrap();
+        let clock = DeadlineClock { now, near_until: WorkCalendar::standard().add_working_hours(now, NEAR_WORKING_HOURS) };
+        assert_eq!(clock.state_of(Some("2026-11-30 15:00"), CaseStatus::Assigned), (false, true));
+        assert_eq!(clock.state_of(Some("2026-11-30 16:00"), CaseStatus::Assigned), (false, false));
+        assert_eq!(clock.state_of(Some("2026-11-27 15:00"), CaseStatus::InProgress), (true, false));
+        assert_eq!(clock.state_of(Some("2026-11-27 15:00"), CaseStatus::Resolved), (false, false));
+        assert_eq!(clock.state_of(None, CaseStatus::Received), (false, false));
     }
 }
