@@ -158,21 +158,7 @@ printf '%s\n' "$TODAY" >"$WORK/cases-today.txt"
 
 # ---------------------------------------------------------------------------------------------
 # Servers
-TOKEN=$("$LECTOR" --data-dir "$DATA" token create --user admin --name "bench-cases-$(date +%s)" 2>/dev/null | tail -n1)
-[[ "$TOKEN" == lec_* ]] || die "token create did not print a token"
-
-start_server lector "$WORK/cases-lector.out" "$LECTOR" --data-dir "$DATA" serve --bind 127.0.0.1:0
-LECTOR_PID=$SERVER_PID LECTOR_ADDR=$SERVER_ADDR
-ok=0
-for ((i = 0; i < 300; i++)); do
-  if curl -fsS -m 5 -o /dev/null "http://$LECTOR_ADDR/healthz"; then ok=1; break; fi
-  sleep 0.2
-done
-[[ "$ok" == 1 ]] || die "lector /healthz did not answer within 60 s"
-log "lector pid $LECTOR_PID on $LECTOR_ADDR"
-start_server floor "$WORK/cases-floor.out" "$FLOOR" 127.0.0.1:0
-FLOOR_PID=$SERVER_PID FLOOR_ADDR=$SERVER_ADDR
-log "floor pid $FLOOR_PID on $FLOOR_ADDR"
+start_servers bench-cases "$WORK/cases-"
 
 # sign_in USER: signs in through the sign-in form like a browser and prints the session cookie.
 sign_in() {

@@ -76,3 +76,23 @@ need_tools_and_binaries() {
   [[ -x "$LECTOR" ]] || die "$LECTOR not built"
   [[ -x "$FLOOR" ]] || die "$FLOOR not built"
 }
+
+# start_servers TOKEN_LABEL LOG_PREFIX: creates an admin API token (TOKEN), starts `lector serve`
+# on DATA and waits (bounded) until /healthz answers, then starts the floor; sets LECTOR_PID,
+# LECTOR_ADDR, FLOOR_PID and FLOOR_ADDR. Logs go to LOG_PREFIX{lector,floor}.out.
+start_servers() {
+  local label="$1" prefix="$2" ok=0 i
+  TOKEN=$("$LECTOR" --data-dir "$DATA" token create --user admin --name "$label-$(date +%s)" 2>/dev/null | tail -n1)
+  [[ "$TOKEN" == lec_* ]] || die "token create did not print a token"
+  start_server lector "${prefix}lector.out" "$LECTOR" --data-dir "$DATA" serve --bind 127.0.0.1:0
+  LECTOR_PID=$SERVER_PID LECTOR_ADDR=$SERVER_ADDR
+  for ((i = 0; i < 300; i++)); do
+    if curl -fsS -m 5 -o /dev/null "http://$LECTOR_ADDR/healthz"; then ok=1; break; fi
+    sleep 0.2
+  done
+  [[ "$ok" == 1 ]] || die "lector /healthz did not answer within 60 s"
+  log "lector pid $LECTOR_PID on $LECTOR_ADDR"
+  start_server floor "${prefix}floor.out" "$FLOOR" 127.0.0.1:0
+  FLOOR_PID=$SERVER_PID FLOOR_ADDR=$SERVER_ADDR
+  log "floor pid $FLOOR_PID on $FLOOR_ADDR"
+}

@@ -74,22 +74,7 @@ log "drew $(wc -l <"$WORK/cards.txt") cards, $(wc -l <"$WORK/initials.txt") init
 
 # ---------------------------------------------------------------------------------------------
 # Servers
-TOKEN=$("$LECTOR" --data-dir "$DATA" token create --user admin --name "bench-$(date +%s)" 2>/dev/null | tail -n1)
-[[ "$TOKEN" == lec_* ]] || die "token create did not print a token"
-
-start_server lector "$WORK/lector.out" "$LECTOR" --data-dir "$DATA" serve --bind 127.0.0.1:0
-LECTOR_PID=$SERVER_PID LECTOR_ADDR=$SERVER_ADDR
-ok=0
-for ((i = 0; i < 300; i++)); do
-  if curl -fsS -m 5 -o /dev/null "http://$LECTOR_ADDR/healthz"; then ok=1; break; fi
-  sleep 0.2
-done
-[[ "$ok" == 1 ]] || die "lector /healthz did not answer within 60 s"
-log "lector pid $LECTOR_PID on $LECTOR_ADDR"
-
-start_server floor "$WORK/floor.out" "$FLOOR" 127.0.0.1:0
-FLOOR_PID=$SERVER_PID FLOOR_ADDR=$SERVER_ADDR
-log "floor pid $FLOOR_PID on $FLOOR_ADDR"
+start_servers bench "$WORK/"
 
 # Sanity: each scenario answers 200 with the token, and 401 without it.
 card=$(head -n1 "$WORK/cards.txt")
