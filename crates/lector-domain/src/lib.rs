@@ -44,6 +44,8 @@ macro_rules! code_enum {
 pub mod attribute;
 pub mod case;
 pub mod contact;
+pub mod identity;
+pub mod import;
 pub mod message;
 pub mod name;
 pub mod reader;

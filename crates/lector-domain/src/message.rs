@@ -1,9 +1,9 @@
 //! Bilingual messages: every message a user may read exists in Chinese and English.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A user-facing message in both UI languages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Msg {
     pub zh: String,
     pub en: String,
@@ -34,7 +34,7 @@ impl std::fmt::Display for Msg {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FieldErrors(pub Vec<FieldError>);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     pub field: String,
     pub message: Msg,

@@ -9,6 +9,8 @@ pub mod auth;
 pub mod cases;
 pub mod config;
 mod db;
+pub mod identity;
+pub mod imports;
 mod migrations;
 pub mod readers;
 pub mod tracking;

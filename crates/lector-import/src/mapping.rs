@@ -1,0 +1,1 @@
+//! CONTRACT: filled in by a helper.
