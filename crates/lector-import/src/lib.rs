@@ -65,3 +65,36 @@ pub enum Format {
     /// FOLIO's user-import JSON (`{"users": [...], ...}`).
     Folio,
 }
+
+/// How to open a file; everything is detected when left `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenOptions {
+    pub format: Option<Format>,
+    /// Excel: the sheet by name (default: the first sheet with data).
+    pub sheet: Option<String>,
+    /// 1-based row holding the headers (default: detected; the first row that looks like one).
+    pub header_row: Option<usize>,
+    /// CSV: the delimiter (default: detected among `,` `\t` `;` `|`).
+    pub delimiter: Option<char>,
+    /// Text files: an encoding label such as `gbk` (default: detected).
+    pub encoding: Option<String>,
+}
+
+/// What a source says about itself, beyond its records (FOLIO's import flags, for instance).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceHints {
+    /// The source system's own name for itself (FOLIO `sourceType`).
+    pub source: Option<String>,
+    pub update_only_present: Option<bool>,
+    pub deactivate_missing: Option<bool>,
+}
+
+/// An opened source.
+pub struct Opened {
+    pub records: Box<dyn RecordSource>,
+    pub format: Format,
+    /// The text encoding detected or given (`UTF-8`, `GB18030`, `UTF-16LE` …); `None` for Excel.
+    pub encoding: Option<&'static str>,
+    pub hints: SourceHints,
+}

@@ -723,14 +723,14 @@ fn stale(current: i64, expected: i64) -> StoreError {
 
 /// Loads a whole record with its child rows.
 /// Which reader to load.
-enum ReaderKey<'a> {
+pub(crate) enum ReaderKey<'a> {
     Id(i64),
     CardNo(&'a str),
 }
 
 /// Loads a whole record in two queries: the reader row, then its contacts, related contacts,
 /// tags and attribute values together (a lookup is on the hot path of every client).
-async fn load_reader(conn: &mut sqlx::AnyConnection, key: ReaderKey<'_>) -> Result<ReaderRecord> {
+pub(crate) async fn load_reader(conn: &mut sqlx::AnyConnection, key: ReaderKey<'_>) -> Result<ReaderRecord> {
     let columns = format!(
         "SELECT {SUMMARY_COLUMNS}, r.initials, r.birth_date, r.enrolled_on, r.expires_on, r.notes, r.version, r.created_at{FROM_READERS}"
     );
