@@ -52,6 +52,12 @@ pub enum Permission {
     ServiceDashboard,
     /// Case categories, workflows, the working calendar.
     CasesConfigure,
+    /// Import readers from files (upload, map, preview, run, undo) and keep mapping profiles.
+    ReadersImport,
+    /// Review identity candidates: merge two records, mark "not the same person", undo merges.
+    IdentityReview,
+    /// Schedule the re-sync of import sources.
+    ImportSchedule,
 }
 
 impl Role {
@@ -115,6 +121,8 @@ impl Role {
                     | ReadersHandOver
                     | CasesTriage
                     | CasesViewAll
+                    | ReadersImport
+                    | IdentityReview
             ),
             Role::Department => matches!(p, ReadersView | TrackingView | TrackingRecord | CasesWork),
             Role::Analyst => matches!(p, ServiceDashboard),
@@ -142,6 +150,13 @@ mod tests {
         assert!(Role::Analyst.can(Permission::ServiceDashboard) && !Role::Analyst.can(Permission::CasesViewAll));
         assert!(Role::Leader.can(Permission::CasesApprove) && !Role::Librarian.can(Permission::CasesApprove));
         assert!(Role::Department.can(Permission::CasesWork) && !Role::Department.can(Permission::CasesViewAll));
+        assert!(Role::Librarian.can(Permission::ReadersImport) && Role::Librarian.can(Permission::IdentityReview));
+        assert!(!Role::Librarian.can(Permission::ImportSchedule) && Role::Admin.can(Permission::ImportSchedule));
+        for role in [Role::Leader, Role::Department, Role::Analyst] {
+            for p in [Permission::ReadersImport, Permission::IdentityReview, Permission::ImportSchedule] {
+                assert!(!role.can(p), "{role:?} must not have {p:?}");
+            }
+        }
         assert_eq!(Role::parse("leader").unwrap(), Role::Leader);
         assert!(Role::parse("root").is_err());
     }

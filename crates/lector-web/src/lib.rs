@@ -12,12 +12,14 @@ pub mod mask;
 mod observe;
 pub mod pages;
 pub mod portal;
+pub mod uploads;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use lector_store::Store;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub store: Store,
     /// Set the `Secure` flag on cookies (when served over HTTPS).
     pub secure_cookies: bool,
+    /// The data directory: uploaded import files are kept under `imports/` in it.
+    pub data_dir: PathBuf,
 }
 
 /// The whole application as a router, for `serve` and for in-process tests.
@@ -47,17 +51,23 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves Lector on `listener` until Ctrl-C or SIGTERM. `secure_cookies` marks cookies
-/// `Secure` (when users reach Lector over HTTPS).
+/// `Secure` (when users reach Lector over HTTPS); uploads are kept under `data_dir`.
 /// Due-task reminders, case escalation and the closing of unrated cases run in the background (see
-/// [`remind_due_tasks`]) and stop with the server.
-pub async fn serve(store: Store, listener: tokio::net::TcpListener, secure_cookies: bool) -> std::io::Result<()> {
+/// [`remind_due_tasks`]), as does the import worker (queued jobs and scheduled re-syncs); both
+/// stop with the server.
+pub async fn serve(store: Store, listener: tokio::net::TcpListener, secure_cookies: bool, data_dir: PathBuf) -> std::io::Result<()> {
     let reminders = tokio::spawn(remind_due_tasks(store.clone(), REMINDER_INTERVAL));
-    let app = router(AppState { store, secure_cookies });
+    let imports = tokio::spawn(lector_import::runner::worker(store.clone(), IMPORT_POLL_INTERVAL));
+    let app = router(AppState { store, secure_cookies, data_dir });
     let served =
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await;
     reminders.abort();
+    imports.abort();
     served
 }
+
+/// How often the import worker looks for queued jobs and due re-syncs.
+pub const IMPORT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often the server looks for follow-up tasks that are due.
 pub const REMINDER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10 * 60);

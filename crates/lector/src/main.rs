@@ -2,6 +2,7 @@
 
 mod demo;
 mod demo_activity;
+mod import_cmd;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +61,16 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Imports readers from files and other systems; lists and undoes import jobs.
+    Import {
+        #[command(subcommand)]
+        command: import_cmd::ImportCommand,
+    },
+    /// Identity resolution: one record per reader.
+    Identity {
+        #[command(subcommand)]
+        command: import_cmd::IdentityCommand,
     },
 }
 
@@ -243,7 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 writeln!(out, "Lector listening on http://{addr}")?;
                 out.flush()?;
             }
-            lector_web::serve(store, listener, s.secure_cookies).await.context("the web server stopped with an error")?;
+            lector_web::serve(store, listener, s.secure_cookies, cli.data_dir.clone()).await.context("the web server stopped with an error")?;
             Ok(())
         }
         Command::Migrate => {
@@ -336,6 +347,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{secret}");
             }
             Ok(())
+        }
+        Command::Import { command } => {
+            let s = settings(&cli, None)?;
+            let store = open_store(&s.database_url).await?;
+            let result = import_cmd::run_import(&store, command).await;
+            store.close().await;
+            result
+        }
+        Command::Identity { command } => {
+            let s = settings(&cli, None)?;
+            let store = open_store(&s.database_url).await?;
+            let result = import_cmd::run_identity(&store, command).await;
+            store.close().await;
+            result
         }
     }
 }

@@ -4,6 +4,8 @@
 mod admin;
 pub mod cases;
 mod home;
+mod identity;
+mod imports;
 mod login;
 mod readers;
 mod tracking;
@@ -32,6 +34,8 @@ pub fn routes() -> Router<AppState> {
         .merge(admin::routes())
         .merge(tracking::routes())
         .merge(cases::routes())
+        .merge(imports::routes())
+        .merge(identity::routes())
 }
 
 /// A tab of a page's view switcher.
@@ -65,6 +69,10 @@ pub struct UserBar {
     /// My department's open cases (department staff), or proposals awaiting approval (leaders).
     pub open_cases: i64,
     pub can_service_dashboard: bool,
+    /// Imports readers (`ReadersImport`).
+    pub can_import: bool,
+    /// Reviews identity candidates (`IdentityReview`).
+    pub can_identity: bool,
 }
 
 /// What every page's layout needs.
@@ -96,6 +104,8 @@ impl Ctx {
                 can_cases: crate::api::cases::may_list(u),
                 open_cases: staff.badges.open_cases,
                 can_service_dashboard: staff.can(Permission::ServiceDashboard),
+                can_import: staff.can(Permission::ReadersImport),
+                can_identity: staff.can(Permission::IdentityReview),
             }),
             csrf: staff.csrf.clone(),
             nav,
@@ -121,6 +131,11 @@ impl Ctx {
             Some("handover") => ("已移交业务负责人", "Owner handed over"),
             Some("read") => ("已标为已读", "Marked as read"),
             Some("case_done") => ("工单已更新", "Case updated"),
+            Some("queued") => ("导入任务已排队", "Import job queued"),
+            Some("undone") => ("导入已撤销", "Import undone"),
+            Some("merged") => ("已合并", "Merged"),
+            Some("distinct") => ("已标记为不是同一人", "Marked as not the same person"),
+            Some("unmerged") => ("合并已撤销", "Merge undone"),
             _ => return self,
         };
         self.flash = Some(self.l.pick(zh, en).to_string());

@@ -108,7 +108,7 @@ impl TestApp {
             users.insert(role.code(), user);
             tokens.insert(role.code(), secret);
         }
-        let router = router(AppState { store: store.clone(), secure_cookies: false });
+        let router = router(AppState { store: store.clone(), secure_cookies: false, data_dir: dir.path().to_path_buf() });
         TestApp { store, router, users, tokens, dir }
     }
 
