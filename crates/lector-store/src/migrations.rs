@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
     (2, include_str!("migrations/0002_tracking.sql")),
     (3, include_str!("migrations/0003_cases.sql")),
+    (5, include_str!("migrations/0005_identity.sql")),
 ];
 
 fn render(ddl: &str, backend: Backend) -> String {

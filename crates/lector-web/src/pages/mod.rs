@@ -73,6 +73,8 @@ pub struct UserBar {
     pub can_import: bool,
     /// Reviews identity candidates (`IdentityReview`).
     pub can_identity: bool,
+    /// Schedules import sources (`ImportSchedule`).
+    pub can_schedule: bool,
 }
 
 /// What every page's layout needs.
@@ -106,6 +108,7 @@ impl Ctx {
                 can_service_dashboard: staff.can(Permission::ServiceDashboard),
                 can_import: staff.can(Permission::ReadersImport),
                 can_identity: staff.can(Permission::IdentityReview),
+                can_schedule: staff.can(Permission::ImportSchedule),
             }),
             csrf: staff.csrf.clone(),
             nav,

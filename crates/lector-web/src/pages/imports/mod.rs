@@ -191,7 +191,6 @@ struct ListPage {
     next: Option<String>,
     settings: Settings,
     choices: Choices,
-    can_schedule: bool,
 }
 
 #[derive(Deserialize)]
@@ -224,7 +223,6 @@ async fn list_page(
         page,
         choices: Choices::load(state, &settings, l).await?,
         settings,
-        can_schedule: staff.can(Permission::ImportSchedule),
     };
     Ok(render(&view))
 }
