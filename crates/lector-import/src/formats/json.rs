@@ -193,8 +193,8 @@ impl Columns {
     }
 }
 
-/// Opens a JSON document; one that is an object with a `users` array is FOLIO's user import
-/// (unless `format` says plain JSON).
+/// Opens a JSON document as `format` (JSON or FOLIO); when not given, an object with a `users`
+/// array is FOLIO's user import.
 pub(crate) fn open_json(path: &Path, encoding: &'static Encoding, format: Option<Format>) -> Result<Opened, SourceError> {
     let size = std::fs::metadata(path).map_err(|e| decode::unreadable(path, &e))?.len();
     if size > MAX_DOCUMENT {
@@ -212,6 +212,9 @@ pub(crate) fn open_json(path: &Path, encoding: &'static Encoding, format: Option
         ))
     })?;
     drop(bytes);
+    if format == Some(Format::Folio) {
+        return crate::library::folio(text.as_bytes());
+    }
     let node: Node = serde_json::from_str(&text).map_err(|e| {
         SourceError::whole(Msg::new(
             format!("JSON 第 {} 行第 {} 列有误（{e}）：请修正后再导入", e.line(), e.column()),

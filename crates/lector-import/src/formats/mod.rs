@@ -110,5 +110,5 @@ fn is_ndjson(text: &str) -> bool {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or_default();
     let whole = first.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(first).is_ok();
-    whole && text.contains('\n') && lines.next().is_some()
+    whole && lines.next().is_some()
 }
