@@ -5,8 +5,10 @@
 //!
 //! The default workflow: received → triaged (判定) → assigned to a department → solution
 //! proposed → awaiting leadership approval → in progress → resolved (reply to the reader) →
-//! closed; a reader who is not satisfied reopens a resolved or closed case. [`next_status`] is
-//! the whole state machine; everything else is bookkeeping in the store.
+//! closed; a reader who is not satisfied reopens a resolved or closed case. Staff may stop a
+//! received, assigned or in-progress case to ask the reader a question (awaiting the reader);
+//! the reader's answer, or withdrawing the question, returns it to where it was. [`next_status`]
+//! is the whole state machine; everything else is bookkeeping in the store.
 
 use crate::{text, FieldErrors, Msg};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -31,6 +33,7 @@ code_enum!(
         Assigned = "assigned", "已分派", "Assigned to a department";
         AwaitingApproval = "awaiting_approval", "待领导审批", "Awaiting approval";
         InProgress = "in_progress", "处理中", "In progress";
+        AwaitingReader = "awaiting_reader", "待读者补充", "Awaiting the reader";
         Resolved = "resolved", "已答复", "Resolved";
         Closed = "closed", "已关闭", "Closed";
     } "工单状态", "case status"
@@ -103,6 +106,13 @@ pub enum CaseAction {
     Close { comment: Option<String> },
     /// Resolved or Closed → Assigned, when the reader is not satisfied.
     Reopen { reason: String },
+    /// Received, Assigned or InProgress → AwaitingReader: staff ask the reader for more
+    /// information; the deadline clock stops.
+    RequestInfo { question: String },
+    /// AwaitingReader → the status the question was asked in, with the reader's answer.
+    ReaderReply { text: String },
+    /// AwaitingReader → the status the question was asked in, without an answer.
+    WithdrawQuestion { comment: Option<String> },
 }
 
 impl CaseAction {
@@ -118,6 +128,9 @@ impl CaseAction {
             CaseAction::Resolve { .. } => "resolve",
             CaseAction::Close { .. } => "close",
             CaseAction::Reopen { .. } => "reopen",
+            CaseAction::RequestInfo { .. } => "request_info",
+            CaseAction::ReaderReply { .. } => "reader_reply",
+            CaseAction::WithdrawQuestion { .. } => "withdraw_question",
         }
     }
 
@@ -126,7 +139,8 @@ impl CaseAction {
         action_label(self.code())
     }
 
-    /// Checks the action's own text (non-empty where required, at most 4,000 characters).
+    /// Checks the action's own text (non-empty where required, at most 4,000 characters; a
+    /// question to the reader and the reader's answer at most 2,000).
     pub fn check(&self) -> Result<(), FieldErrors> {
         let mut errs = FieldErrors::default();
         match self {
@@ -154,7 +168,7 @@ impl CaseAction {
             CaseAction::Propose { solution } => {
                 errs.take("solution", text::required_prose(solution, MAX_TEXT, "解决方案", "solution"));
             }
-            CaseAction::Approve { comment } | CaseAction::Close { comment } => {
+            CaseAction::Approve { comment } | CaseAction::Close { comment } | CaseAction::WithdrawQuestion { comment } => {
                 errs.take("comment", text::optional_prose(comment.as_deref(), MAX_TEXT, "说明", "comment"));
             }
             CaseAction::RejectProposal { comment } => {
@@ -165,6 +179,12 @@ impl CaseAction {
             }
             CaseAction::Reopen { reason } => {
                 errs.take("reason", text::required_prose(reason, MAX_TEXT, "重新打开的原因", "reason for reopening"));
+            }
+            CaseAction::RequestInfo { question } => {
+                errs.take("question", text::required_prose(question, MAX_QUESTION, "给读者的问题", "question to the reader"));
+            }
+            CaseAction::ReaderReply { text: answer } => {
+                errs.take("text", text::required_prose(answer, MAX_QUESTION, "补充的信息", "answer"));
             }
         }
         errs.finish(|| ())
@@ -181,7 +201,15 @@ pub struct IllegalTransition {
 
 /// The status a case moves to when `action` is taken in `from` under `workflow`, or why it
 /// cannot. Pure; the store calls it inside the transaction that records the event.
-pub fn next_status(from: CaseStatus, action: &CaseAction, workflow: Workflow) -> Result<CaseStatus, IllegalTransition> {
+///
+/// `resume` is, for a case awaiting the reader, the status it was in when the question was
+/// asked: the reader's answer or a withdrawal returns it there. Ignored in other statuses.
+pub fn next_status(
+    from: CaseStatus,
+    action: &CaseAction,
+    workflow: Workflow,
+    resume: Option<CaseStatus>,
+) -> Result<CaseStatus, IllegalTransition> {
     use CaseStatus::*;
     let to = match (from, action) {
         (Received, CaseAction::Triage { outcome: TriageOutcome::Accepted, .. }) => Some(Triaged),
@@ -194,20 +222,29 @@ pub fn next_status(from: CaseStatus, action: &CaseAction, workflow: Workflow) ->
         (InProgress, CaseAction::Resolve { .. }) => Some(Resolved),
         (Resolved, CaseAction::Close { .. }) => Some(Closed),
         (Resolved | Closed, CaseAction::Reopen { .. }) => Some(Assigned),
+        (s, CaseAction::RequestInfo { .. }) if ASKS_FROM.contains(&s) => Some(AwaitingReader),
+        (AwaitingReader, CaseAction::ReaderReply { .. } | CaseAction::WithdrawQuestion { .. }) => {
+            resume.filter(|r| ASKS_FROM.contains(r))
+        }
         _ => None,
     };
     to.ok_or_else(|| illegal(from, action))
 }
 
+/// The statuses in which staff may ask the reader a question: before triage, and while the
+/// department works on the case.
+pub const ASKS_FROM: [CaseStatus; 3] = [CaseStatus::Received, CaseStatus::Assigned, CaseStatus::InProgress];
+
 /// Codes of the actions allowed from `from` (whatever the workflow).
 pub fn allowed_actions(from: CaseStatus) -> &'static [&'static str] {
     use CaseStatus::*;
     match from {
-        Received => &["triage"],
+        Received => &["triage", "request_info"],
         Triaged => &["assign"],
-        Assigned => &["assign", "claim", "propose"],
+        Assigned => &["assign", "claim", "propose", "request_info"],
         AwaitingApproval => &["approve", "reject_proposal"],
-        InProgress => &["resolve"],
+        InProgress => &["resolve", "request_info"],
+        AwaitingReader => &["reader_reply", "withdraw_question"],
         Resolved => &["close", "reopen"],
         Closed => &["reopen"],
     }
@@ -224,6 +261,9 @@ fn action_label(code: &str) -> (&'static str, &'static str) {
         "resolve" => ("答复读者", "resolved"),
         "close" => ("关闭", "closed"),
         "reopen" => ("重新打开", "reopened"),
+        "request_info" => ("请读者补充信息", "sent to the reader with a question"),
+        "reader_reply" => ("由读者补充信息", "answered by the reader"),
+        "withdraw_question" => ("撤回给读者的问题", "have a question withdrawn"),
         _ => ("处理", "acted on"),
     }
 }
@@ -235,6 +275,8 @@ fn illegal(from: CaseStatus, action: &CaseAction) -> IllegalTransition {
     let allowed_zh: Vec<&str> = allowed.iter().map(|c| action_label(c).0).collect();
     let no_proposal = matches!(action, CaseAction::Approve { .. } | CaseAction::RejectProposal { .. })
         && matches!(from, CaseStatus::Received | CaseStatus::Triaged | CaseStatus::Assigned);
+    let no_question = matches!(action, CaseAction::ReaderReply { .. } | CaseAction::WithdrawQuestion { .. })
+        && from != CaseStatus::AwaitingReader;
     let message = if no_proposal {
         Msg::new(
             format!("工单当前为“{}”，尚未提出解决方案，不能{zh}；请部门先提出方案", status.zh),
@@ -243,6 +285,11 @@ fn illegal(from: CaseStatus, action: &CaseAction) -> IllegalTransition {
                 from.code(),
                 status.en
             ),
+        )
+    } else if no_question {
+        Msg::new(
+            format!("工单当前为“{}”，没有等待读者回答的问题，不能{zh}", status.zh),
+            format!("the case is {} ({}) and has no open question for the reader, so it cannot be {en}", from.code(), status.en),
         )
     } else {
         Msg::new(
@@ -261,6 +308,9 @@ fn illegal(from: CaseStatus, action: &CaseAction) -> IllegalTransition {
 
 /// Longest free text in a case (body, proposal, reply, comments).
 pub const MAX_TEXT: usize = 4000;
+
+/// Longest question to the reader, and longest answer from the reader.
+pub const MAX_QUESTION: usize = 2000;
 
 /// A case as a reader or staff member files it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -420,14 +470,19 @@ impl WorkCalendar {
     /// does not count: a case received at night starts counting the next working morning. A
     /// deadline that falls exactly at the end of a working day stays there.
     pub fn add_working_hours(&self, start: NaiveDateTime, hours: u32) -> NaiveDateTime {
-        if hours == 0 || self.day_end <= self.day_start {
-            return start + chrono::Duration::hours(hours as i64);
+        self.add_working_time(start, chrono::Duration::hours(hours as i64))
+    }
+
+    /// The moment `time` of working time after `start`, counted as [`Self::add_working_hours`]
+    /// does (to the minute and below).
+    pub fn add_working_time(&self, start: NaiveDateTime, time: chrono::Duration) -> NaiveDateTime {
+        if time <= chrono::Duration::zero() || self.day_end <= self.day_start {
+            return start + time.max(chrono::Duration::zero());
         }
-        let mut remaining = chrono::Duration::hours(hours as i64);
+        let mut remaining = time;
         let mut day = start.date();
         let mut from = start;
-        // Bounded: even a calendar of holidays ends; 100 years of days is far beyond any deadline.
-        for _ in 0..36_600 {
+        for _ in 0..MAX_CALENDAR_DAYS {
             if self.is_workday(day) {
                 let open = day.and_time(self.day_start);
                 let close = day.and_time(self.day_end);
@@ -440,15 +495,49 @@ impl WorkCalendar {
                     remaining -= available;
                 }
             }
-            day = day.succ_opt().expect("date in range");
+            let Some(next) = day.succ_opt() else { break };
+            day = next;
             from = day.and_time(self.day_start);
         }
-        start + chrono::Duration::hours(hours as i64)
+        start + time
+    }
+
+    /// The working time between `from` and `to` (zero when `to` is not later): what a case
+    /// waiting for the reader over that stretch owes its deadline. The inverse of
+    /// [`Self::add_working_time`] for a start inside working hours.
+    pub fn working_time_between(&self, from: NaiveDateTime, to: NaiveDateTime) -> chrono::Duration {
+        if to <= from {
+            return chrono::Duration::zero();
+        }
+        if self.day_end <= self.day_start {
+            return to - from;
+        }
+        let mut total = chrono::Duration::zero();
+        let mut day = from.date();
+        for _ in 0..MAX_CALENDAR_DAYS {
+            if day > to.date() {
+                break;
+            }
+            if self.is_workday(day) {
+                let begin = from.max(day.and_time(self.day_start));
+                let end = to.min(day.and_time(self.day_end));
+                if begin < end {
+                    total += end - begin;
+                }
+            }
+            let Some(next) = day.succ_opt() else { break };
+            day = next;
+        }
+        total
     }
 }
 
+/// Bound on the days a calendar walk visits: even a calendar of holidays ends; 100 years of
+/// days is far beyond any deadline or wait.
+const MAX_CALENDAR_DAYS: usize = 36_600;
+
 /// Working hours allowed to resolve a case of `kind` and `priority` (the default service
-/// levels; admins may override them).
+/// levels; admins override them per kind with [`ServiceLevels`]).
 ///
 /// A working day is 9 hours. Complaints are answered fastest after inquiries; suggestions and
 /// purchase requests need more time (a purchase goes through acquisitions).
@@ -472,6 +561,70 @@ pub fn default_service_hours(kind: CaseKind, priority: Priority) -> u32 {
         Priority::High => table[1],
         Priority::Normal => table[2],
         Priority::Low => table[3],
+    }
+}
+
+/// Most working hours a service level may allow (about a year of 9-hour working days).
+pub const MAX_SERVICE_HOURS: u32 = 2000;
+
+/// The service levels (服务时限) of one kind of case: working hours allowed per priority, from
+/// triage to resolution. Admins set them per kind; a deadline is computed once, at triage, so a
+/// change applies to cases triaged afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLevels {
+    pub urgent: u32,
+    pub high: u32,
+    pub normal: u32,
+    pub low: u32,
+}
+
+impl ServiceLevels {
+    /// The library's defaults ([`default_service_hours`]).
+    pub fn default_for(kind: CaseKind) -> ServiceLevels {
+        let h = |p| default_service_hours(kind, p);
+        ServiceLevels { urgent: h(Priority::Urgent), high: h(Priority::High), normal: h(Priority::Normal), low: h(Priority::Low) }
+    }
+
+    pub fn hours(&self, priority: Priority) -> u32 {
+        match priority {
+            Priority::Urgent => self.urgent,
+            Priority::High => self.high,
+            Priority::Normal => self.normal,
+            Priority::Low => self.low,
+        }
+    }
+
+    /// Each level is 1 to [`MAX_SERVICE_HOURS`] working hours, and a more urgent priority never
+    /// gets more time than a less urgent one (which catches swapped entries).
+    pub fn check(&self) -> Result<(), FieldErrors> {
+        let mut errs = FieldErrors::default();
+        let levels = [(Priority::Urgent, self.urgent), (Priority::High, self.high), (Priority::Normal, self.normal), (Priority::Low, self.low)];
+        for (p, h) in levels {
+            if !(1..=MAX_SERVICE_HOURS).contains(&h) {
+                errs.push(
+                    p.code(),
+                    Msg::new(
+                        format!("“{}”的时限应为 1 到 {MAX_SERVICE_HOURS} 个工作小时（收到 {h}）", p.label().zh),
+                        format!("the {} service level is 1 to {MAX_SERVICE_HOURS} working hours (got {h})", p.code()),
+                    ),
+                );
+            }
+        }
+        if errs.is_empty() {
+            for pair in levels.windows(2) {
+                let ((more, h1), (less, h2)) = (pair[0], pair[1]);
+                if h1 > h2 {
+                    errs.push(
+                        more.code(),
+                        Msg::new(
+                            format!("“{}”的时限（{h1}）不能长于“{}”（{h2}）", more.label().zh, less.label().zh),
+                            format!("the {} service level ({h1} h) cannot be longer than the {} one ({h2} h)", more.code(), less.code()),
+                        ),
+                    );
+                }
+            }
+        }
+        errs.finish(|| ())
     }
 }
 
@@ -510,11 +663,15 @@ mod tests {
             CaseAction::Resolve { reply: "done".into() },
             CaseAction::Close { comment: None },
             CaseAction::Reopen { reason: "still noisy".into() },
+            CaseAction::RequestInfo { question: "which floor?".into() },
+            CaseAction::ReaderReply { text: "the third".into() },
+            CaseAction::WithdrawQuestion { comment: None },
         ]
     }
 
-    /// The legal moves, written out by hand: the status reached with and without approval.
-    fn expected(from: CaseStatus, action: &CaseAction) -> Option<(CaseStatus, CaseStatus)> {
+    /// The legal moves, written out by hand: the status reached with and without approval. A
+    /// case awaiting the reader was asked while `resume`.
+    fn expected(from: CaseStatus, action: &CaseAction, resume: CaseStatus) -> Option<(CaseStatus, CaseStatus)> {
         use CaseStatus::*;
         match (from, action) {
             (Received, CaseAction::Triage { outcome: TriageOutcome::Accepted, .. }) => Some((Triaged, Triaged)),
@@ -529,6 +686,11 @@ mod tests {
             (Resolved, CaseAction::Close { .. }) => Some((Closed, Closed)),
             (Resolved, CaseAction::Reopen { .. }) => Some((Assigned, Assigned)),
             (Closed, CaseAction::Reopen { .. }) => Some((Assigned, Assigned)),
+            (Received, CaseAction::RequestInfo { .. }) => Some((AwaitingReader, AwaitingReader)),
+            (Assigned, CaseAction::RequestInfo { .. }) => Some((AwaitingReader, AwaitingReader)),
+            (InProgress, CaseAction::RequestInfo { .. }) => Some((AwaitingReader, AwaitingReader)),
+            (AwaitingReader, CaseAction::ReaderReply { .. }) => Some((resume, resume)),
+            (AwaitingReader, CaseAction::WithdrawQuestion { .. }) => Some((resume, resume)),
             _ => None,
         }
     }
@@ -537,43 +699,73 @@ mod tests {
     fn every_status_and_action_pair() {
         let with = Workflow { requires_approval: true, auto_close_days: 7 };
         let without = Workflow { requires_approval: false, auto_close_days: 7 };
-        let mut legal = 0;
-        let mut illegal = 0;
-        for &from in CaseStatus::ALL {
-            for action in all_actions() {
-                assert!(action.check().is_ok(), "{action:?}");
-                let got = (next_status(from, &action, with), next_status(from, &action, without));
-                match expected(from, &action) {
-                    Some((a, b)) => {
-                        assert_eq!(got.0, Ok(a), "{from:?} {action:?} with approval");
-                        assert_eq!(got.1, Ok(b), "{from:?} {action:?} without approval");
-                        assert!(allowed_actions(from).contains(&action.code()), "{from:?} {}", action.code());
-                        legal += 1;
-                    }
-                    None => {
-                        for r in [got.0, got.1] {
-                            let e = r.expect_err("illegal move accepted");
-                            assert_eq!((e.from, e.action), (from, action.code()));
-                            assert!(e.message.en.contains(from.code()), "{}", e.message.en);
-                            assert!(e.message.zh.contains(from.label().zh.as_str()), "{}", e.message.zh);
+        // Each pair is tried for every status a question may have been asked in.
+        for resume in ASKS_FROM {
+            let mut legal = 0;
+            let mut illegal = 0;
+            for &from in CaseStatus::ALL {
+                for action in all_actions() {
+                    assert!(action.check().is_ok(), "{action:?}");
+                    let got = (next_status(from, &action, with, Some(resume)), next_status(from, &action, without, Some(resume)));
+                    match expected(from, &action, resume) {
+                        Some((a, b)) => {
+                            assert_eq!(got.0, Ok(a), "{from:?} {action:?} with approval");
+                            assert_eq!(got.1, Ok(b), "{from:?} {action:?} without approval");
+                            assert!(allowed_actions(from).contains(&action.code()), "{from:?} {}", action.code());
+                            legal += 1;
                         }
-                        assert!(!allowed_actions(from).contains(&action.code()) || matches!(action, CaseAction::Triage { .. }));
-                        illegal += 1;
+                        None => {
+                            for r in [got.0, got.1] {
+                                let e = r.expect_err("illegal move accepted");
+                                assert_eq!((e.from, e.action), (from, action.code()));
+                                assert!(e.message.en.contains(from.code()), "{}", e.message.en);
+                                assert!(e.message.zh.contains(from.label().zh.as_str()), "{}", e.message.zh);
+                            }
+                            assert!(!allowed_actions(from).contains(&action.code()) || matches!(action, CaseAction::Triage { .. }));
+                            illegal += 1;
+                        }
                     }
                 }
             }
+            assert_eq!(legal + illegal, CaseStatus::ALL.len() * 14);
+            assert_eq!(legal, 18);
         }
-        assert_eq!(legal + illegal, CaseStatus::ALL.len() * 11);
-        assert_eq!(legal, 13);
+    }
+
+    #[test]
+    fn a_question_returns_the_case_where_it_was_asked() {
+        let wf = Workflow::default_for(CaseKind::Complaint);
+        let ask = CaseAction::RequestInfo { question: "哪一层？".into() };
+        let reply = CaseAction::ReaderReply { text: "三层".into() };
+        let withdraw = CaseAction::WithdrawQuestion { comment: Some("已电话联系".into()) };
+        for from in ASKS_FROM {
+            let waiting = next_status(from, &ask, wf, None).unwrap();
+            assert_eq!(waiting, CaseStatus::AwaitingReader);
+            assert_eq!(next_status(waiting, &reply, wf, Some(from)), Ok(from));
+            assert_eq!(next_status(waiting, &withdraw, wf, Some(from)), Ok(from));
+        }
+        // Without a status to go back to (or a nonsensical one) nothing moves.
+        assert!(next_status(CaseStatus::AwaitingReader, &reply, wf, None).is_err());
+        assert!(next_status(CaseStatus::AwaitingReader, &reply, wf, Some(CaseStatus::Closed)).is_err());
+        // Asking twice, on a closed case, or before assignment is refused and says what is allowed.
+        let e = next_status(CaseStatus::AwaitingReader, &ask, wf, Some(CaseStatus::Assigned)).unwrap_err();
+        assert!(e.message.en.contains("reader_reply, withdraw_question"), "{}", e.message.en);
+        let e = next_status(CaseStatus::Closed, &ask, wf, None).unwrap_err();
+        assert!(e.message.en.contains("cannot be sent to the reader with a question"), "{}", e.message.en);
+        assert!(next_status(CaseStatus::Triaged, &ask, wf, None).is_err());
+        // Answering when no question is open names that.
+        let e = next_status(CaseStatus::Assigned, &reply, wf, Some(CaseStatus::Assigned)).unwrap_err();
+        assert!(e.message.en.contains("no open question"), "{}", e.message.en);
+        assert!(e.message.zh.contains("没有等待读者回答的问题"), "{}", e.message.zh);
     }
 
     #[test]
     fn illegal_messages_say_what_is_allowed() {
         let wf = Workflow::default_for(CaseKind::Complaint);
-        let e = next_status(CaseStatus::Received, &CaseAction::Resolve { reply: "x".into() }, wf).unwrap_err();
-        assert!(e.message.en.contains("allowed actions are: triage"), "{}", e.message.en);
+        let e = next_status(CaseStatus::Received, &CaseAction::Resolve { reply: "x".into() }, wf, None).unwrap_err();
+        assert!(e.message.en.contains("allowed actions are: triage, request_info"), "{}", e.message.en);
         assert!(e.message.zh.contains("判定"), "{}", e.message.zh);
-        let e = next_status(CaseStatus::Assigned, &CaseAction::Approve { comment: None }, wf).unwrap_err();
+        let e = next_status(CaseStatus::Assigned, &CaseAction::Approve { comment: None }, wf, None).unwrap_err();
         assert!(e.message.en.contains("no solution has been proposed"), "{}", e.message.en);
         assert_eq!(e.action, "approve");
     }
@@ -586,9 +778,12 @@ mod tests {
         assert!(!Workflow::default_for(CaseKind::Inquiry).requires_approval);
         assert!(!Workflow::default_for(CaseKind::Praise).requires_approval);
         let quick = Workflow { requires_approval: false, auto_close_days: 3 };
-        assert_eq!(next_status(CaseStatus::Assigned, &CaseAction::Propose { solution: "s".into() }, quick), Ok(CaseStatus::InProgress));
+        assert_eq!(next_status(CaseStatus::Assigned, &CaseAction::Propose { solution: "s".into() }, quick, None), Ok(CaseStatus::InProgress));
         // A case already awaiting approval when the workflow changed can still be approved.
-        assert_eq!(next_status(CaseStatus::AwaitingApproval, &CaseAction::Approve { comment: None }, quick), Ok(CaseStatus::InProgress));
+        assert_eq!(
+            next_status(CaseStatus::AwaitingApproval, &CaseAction::Approve { comment: None }, quick, None),
+            Ok(CaseStatus::InProgress)
+        );
     }
 
     #[test]
@@ -602,6 +797,11 @@ mod tests {
             (CaseAction::Reopen { reason: " ".into() }, "reason"),
             (CaseAction::Assign { department: "".into(), comment: None }, "department"),
             (CaseAction::Close { comment: Some(long.clone()) }, "comment"),
+            (CaseAction::RequestInfo { question: " ".into() }, "question"),
+            (CaseAction::RequestInfo { question: "问".repeat(2001) }, "question"),
+            (CaseAction::ReaderReply { text: "".into() }, "text"),
+            (CaseAction::ReaderReply { text: "答".repeat(2001) }, "text"),
+            (CaseAction::WithdrawQuestion { comment: Some(long.clone()) }, "comment"),
             (
                 CaseAction::Triage {
                     outcome: TriageOutcome::Duplicate,
@@ -618,8 +818,25 @@ mod tests {
             assert!(!m.zh.is_empty() && !m.en.is_empty());
         }
         assert!(CaseAction::Propose { solution: "长".repeat(4000) }.check().is_ok());
+        assert!(CaseAction::RequestInfo { question: "问".repeat(2000) }.check().is_ok());
+        assert!(CaseAction::ReaderReply { text: "答".repeat(2000) }.check().is_ok());
         let codes: Vec<&str> = all_actions().iter().map(|a| a.code()).collect();
-        assert_eq!(codes[3..], ["assign", "claim", "propose", "approve", "reject_proposal", "resolve", "close", "reopen"]);
+        assert_eq!(
+            codes[3..],
+            [
+                "assign",
+                "claim",
+                "propose",
+                "approve",
+                "reject_proposal",
+                "resolve",
+                "close",
+                "reopen",
+                "request_info",
+                "reader_reply",
+                "withdraw_question"
+            ]
+        );
     }
 
     #[test]
@@ -631,6 +848,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.code(), "triage");
+        for a in all_actions() {
+            let v = serde_json::to_value(&a).unwrap();
+            assert_eq!(v["action"], a.code(), "the JSON tag is the action's code");
+            assert_eq!(serde_json::from_value::<CaseAction>(v).unwrap(), a);
+        }
     }
 
     fn at(s: &str) -> NaiveDateTime {
@@ -698,6 +920,57 @@ mod tests {
             default_service_hours(CaseKind::Suggestion, Priority::Normal) > default_service_hours(CaseKind::Complaint, Priority::Normal)
         );
         assert!(default_service_hours(CaseKind::Purchase, Priority::Normal) > default_service_hours(CaseKind::Complaint, Priority::Normal));
+    }
+
+    #[test]
+    fn waiting_time_counts_working_hours_only() {
+        let cal = WorkCalendar::standard();
+        let h = chrono::Duration::hours;
+        let m = chrono::Duration::minutes;
+        // Within one day, and a stretch entirely outside working hours.
+        assert_eq!(cal.working_time_between(at("2026-11-30 09:00"), at("2026-11-30 11:30")), h(2) + m(30));
+        assert_eq!(cal.working_time_between(at("2026-11-30 18:00"), at("2026-12-01 08:00")), h(0));
+        // Friday 16:30 to Monday 09:30: one hour on Friday, one on Monday.
+        assert_eq!(cal.working_time_between(at("2026-12-04 16:30"), at("2026-12-07 09:30")), h(2));
+        // Reversed or empty stretches owe nothing.
+        assert_eq!(cal.working_time_between(at("2026-12-07 09:30"), at("2026-12-04 16:30")), h(0));
+        // A week of holidays in the middle does not count.
+        let mut golden = WorkCalendar::standard();
+        golden.holidays = (1..=7).map(|n| d(&format!("2026-10-{n:02}"))).collect();
+        assert_eq!(golden.working_time_between(at("2026-09-30 17:00"), at("2026-10-08 09:00")), m(30) + m(30));
+        // Adding the wait back: a deadline of Friday 17:00 moved by 2 h is half an hour on Friday and
+        // 1.5 h on Monday. Minutes count.
+        assert_eq!(cal.add_working_time(at("2026-12-04 17:00"), h(2)), at("2026-12-07 10:00"));
+        assert_eq!(cal.add_working_time(at("2026-11-30 09:00"), m(95)), at("2026-11-30 10:35"));
+        assert_eq!(cal.add_working_time(at("2026-11-30 09:00"), h(0)), at("2026-11-30 09:00"));
+        // The inverse within working hours.
+        let start = at("2026-12-03 15:10");
+        for hours in [1, 7, 9, 23, 100] {
+            let end = cal.add_working_hours(start, hours);
+            assert_eq!(cal.working_time_between(start, end), h(hours as i64), "{hours} h from {start}");
+        }
+    }
+
+    #[test]
+    fn service_levels_are_checked() {
+        for &kind in CaseKind::ALL {
+            let levels = ServiceLevels::default_for(kind);
+            assert!(levels.check().is_ok(), "{kind:?}");
+            for &p in Priority::ALL {
+                assert_eq!(levels.hours(p), default_service_hours(kind, p));
+            }
+        }
+        let ok = ServiceLevels { urgent: 2, high: 2, normal: 24, low: MAX_SERVICE_HOURS };
+        assert!(ok.check().is_ok(), "equal levels are fine");
+        let e = ServiceLevels { urgent: 0, high: 8, normal: 16, low: MAX_SERVICE_HOURS + 1 }.check().unwrap_err();
+        assert!(e.get("urgent").is_some() && e.get("low").is_some() && e.get("high").is_none(), "{e}");
+        assert!(e.get("urgent").unwrap().en.contains("got 0"));
+        // Swapped entries: urgent longer than high.
+        let e = ServiceLevels { urgent: 40, high: 8, normal: 80, low: 160 }.check().unwrap_err();
+        let m = e.get("urgent").unwrap_or_else(|| panic!("{e}"));
+        assert!(m.en.contains("cannot be longer than the high one") && m.zh.contains("不能长于"), "{m:?}");
+        let json = serde_json::to_value(ok).unwrap();
+        assert_eq!(json, serde_json::json!({"urgent": 2, "high": 2, "normal": 24, "low": 2000}));
     }
 
     #[test]

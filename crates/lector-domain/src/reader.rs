@@ -131,7 +131,7 @@ pub struct Contact {
 }
 
 /// A validated related contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Related {
     pub name: String,
     pub relation: String,

@@ -31,9 +31,9 @@ pub fn detect(prefix: &[u8]) -> &'static Encoding {
         Err(e) if e.error_len().is_none() => return UTF_8,
         Err(_) => {}
     }
-    let mut detector = chardetng::EncodingDetector::new();
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     detector.feed(prefix, false);
-    widen(detector.guess(Some(b"cn"), false))
+    widen(detector.guess(Some(b"cn"), chardetng::Utf8Detection::Deny))
 }
 
 /// The encoding named by a label such as `gbk`, `gb2312`, `utf-8` or `utf-16le`.

@@ -64,6 +64,8 @@ pub enum Format {
     Koha,
     /// FOLIO's user-import JSON (`{"users": [...], ...}`).
     Folio,
+    /// Rows of another database's table or query ([`sql::open`]).
+    Sql,
 }
 
 /// How to open a file; everything is detected when left `None`.

@@ -6,9 +6,15 @@
 //! (`due_at`) are `YYYY-MM-DD HH:MM` in the library's time zone (the server's local time);
 //! other times are UTC RFC 3339 like everywhere in the store.
 //!
-//! Settings live in the `settings` table as JSON: `case.workflow.<kind>` (a [`Workflow`]) and
-//! `case.calendar` (a [`WorkCalendar`]). Deadlines use the default service levels
-//! ([`lector_domain::case::default_service_hours`]).
+//! Settings live in the `settings` table as JSON: `case.workflow.<kind>` (a [`Workflow`]),
+//! `case.service_levels.<kind>` (a [`ServiceLevels`]; the defaults of
+//! [`lector_domain::case::default_service_hours`] until set) and `case.calendar` (a
+//! [`WorkCalendar`]). A deadline is computed once, at triage: changing a service level or the
+//! calendar leaves the deadlines of cases already triaged as they are.
+//!
+//! While a case awaits the reader (a question from staff) its deadline clock stops: when the
+//! reader answers, or staff withdraw the question, the deadline moves later by the working time
+//! (on the calendar of that moment) between the question and the answer.
 
 use crate::audit::{self, Change};
 use crate::db::{flag, is_unique_violation, Sql};
@@ -16,8 +22,7 @@ use crate::{now_text, Actor, Page, Result, Store, StoreError};
 use chrono::NaiveDateTime;
 use lector_domain::attribute::parse_code;
 use lector_domain::case::{
-    default_service_hours, next_status, CaseAction, CaseInput, CaseKind, CaseStatus, Priority, RatingDraft, TriageOutcome, WorkCalendar,
-    Workflow,
+    next_status, CaseAction, CaseInput, CaseKind, CaseStatus, Priority, RatingDraft, ServiceLevels, TriageOutcome, WorkCalendar, Workflow,
 };
 use lector_domain::{text, Msg};
 use rand::RngCore;
@@ -80,6 +85,11 @@ pub struct Case {
     pub resolved_at: Option<String>,
     pub closed_at: Option<String>,
     pub rating: Option<Rating>,
+    /// While awaiting the reader: the question asked, the status an answer returns the case
+    /// to, and since when (local `YYYY-MM-DD HH:MM`) its deadline clock has stopped.
+    pub question: Option<String>,
+    pub resume_status: Option<CaseStatus>,
+    pub awaiting_since: Option<String>,
     pub version: i64,
 }
 
@@ -88,15 +98,19 @@ pub struct Case {
 pub struct CaseEvent {
     pub id: i64,
     pub at: String,
-    /// User name, `portal` or `system`.
+    /// User name, `portal` (filed or rated through the portal), [`READER_ACTOR`] (an answer sent
+    /// through the tracking page) or `system`.
     pub actor: String,
     /// `create`, `triage`, `assign`, `claim`, `propose`, `approve`, `reject_proposal`, `resolve`,
-    /// `close`, `reopen`, `rate`, `escalate`.
+    /// `close`, `reopen`, `request_info`, `reader_reply`, `withdraw_question`, `rate`, `escalate`.
     pub action: String,
     pub from: Option<CaseStatus>,
     pub to: CaseStatus,
     pub comment: Option<String>,
 }
+
+/// The actor of the events the reader causes through the tracking page (an answer).
+pub const READER_ACTOR: &str = "reader";
 
 /// How long [`Store::service_stats_cached`] reuses figures.
 pub const STATS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -196,13 +210,15 @@ const TOKEN_DAYS_AFTER_CLOSING: i64 = 180;
 /// Longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 const CALENDAR_KEY: &str = "case.calendar";
+/// The prefix of idempotency keys of answers sent through the portal.
+const REPLY_KEY_PREFIX: &str = "portal-reply:";
 const LOCAL_FORMAT: &str = "%Y-%m-%d %H:%M";
 
 const CASE_SELECT: &str = "SELECT c.id, c.number, c.kind, c.status, c.priority, c.category, c.subject, c.body, c.source, c.reader_id, \
     COALESCE(r.card_no, c.card_no) AS reader_card_no, r.name AS reader_name, c.contact_name, c.contact, d.code AS department, \
     u.username AS assignee, c.proposal, c.reply, c.duplicate_of, c.due_at, c.escalated, c.created_at, c.updated_at, \
     c.first_response_at, c.resolved_at, c.closed_at, c.rating_satisfaction, c.rating_recommend, c.rating_comment, c.rated_at, \
-    c.version, c.department_id, c.token_expires_at \
+    c.question, c.resume_status, c.paused_local, c.version, c.department_id, c.token_expires_at \
     FROM cases c LEFT JOIN readers r ON r.id = c.reader_id LEFT JOIN departments d ON d.id = c.department_id \
     LEFT JOIN users u ON u.id = c.assignee_id";
 
@@ -251,6 +267,13 @@ fn case_row(row: &AnyRow) -> Result<Case> {
         resolved_at: row.try_get("resolved_at")?,
         closed_at: row.try_get("closed_at")?,
         rating,
+        question: row.try_get("question")?,
+        resume_status: row
+            .try_get::<Option<String>, _>("resume_status")?
+            .map(|s| CaseStatus::parse(&s))
+            .transpose()
+            .map_err(|m| StoreError::Other(format!("stored resume_status: {}", m.en)))?,
+        awaiting_since: row.try_get("paused_local")?,
         version: row.try_get("version")?,
     })
 }
@@ -328,6 +351,14 @@ async fn workflow_in(conn: &mut AnyConnection, kind: CaseKind) -> Result<Workflo
     Ok(setting(conn, &workflow_key(kind)).await?.unwrap_or_else(|| Workflow::default_for(kind)))
 }
 
+fn service_levels_key(kind: CaseKind) -> String {
+    format!("case.service_levels.{}", kind.code())
+}
+
+async fn service_levels_in(conn: &mut AnyConnection, kind: CaseKind) -> Result<ServiceLevels> {
+    Ok(setting(conn, &service_levels_key(kind)).await?.unwrap_or_else(|| ServiceLevels::default_for(kind)))
+}
+
 async fn calendar_in(conn: &mut AnyConnection) -> Result<WorkCalendar> {
     Ok(setting(conn, CALENDAR_KEY).await?.unwrap_or_else(WorkCalendar::standard))
 }
@@ -341,8 +372,22 @@ async fn record_event(
     to: CaseStatus,
     comment: Option<String>,
 ) -> Result<()> {
+    record_keyed_event(tx, case_id, actor, action, (from, to), comment, None).await
+}
+
+/// An event with the idempotency key of the form that caused it (unique across events).
+async fn record_keyed_event(
+    tx: &mut Tx,
+    case_id: i64,
+    actor: &str,
+    action: &str,
+    (from, to): (Option<CaseStatus>, CaseStatus),
+    comment: Option<String>,
+    key: Option<String>,
+) -> Result<()> {
     sqlx::query(
-        "INSERT INTO case_events (case_id, at, actor, action, from_status, to_status, comment) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO case_events (case_id, at, actor, action, from_status, to_status, comment, idempotency_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(case_id)
     .bind(now_text())
@@ -351,9 +396,31 @@ async fn record_event(
     .bind(from.map(|s| s.code().to_string()))
     .bind(to.code().to_string())
     .bind(comment)
+    .bind(key)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Whether case `id` already has the event sent with idempotency key `key`.
+async fn has_keyed_event(conn: &mut AnyConnection, id: i64, key: &str) -> Result<bool> {
+    let row = sqlx::query("SELECT id FROM case_events WHERE case_id = $1 AND idempotency_key = $2")
+        .bind(id)
+        .bind(key.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// `YYYY-MM-DD HH:MM` local text back to a time.
+fn parse_local(v: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(v, LOCAL_FORMAT).ok()
+}
+
+/// "3 h 20 min" of working time.
+fn working_time_text(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes();
+    format!("{} h {} min", minutes / 60, minutes % 60)
 }
 
 async fn notify(tx: &mut Tx, user_id: i64, text: &Msg, link: &str) -> Result<()> {
@@ -365,6 +432,44 @@ async fn notify(tx: &mut Tx, user_id: i64, text: &Msg, link: &str) -> Result<()>
         .bind(now_text())
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Ends a wait for the reader at local time `now`: the deadline (if the case has one yet) moves
+/// later by the working time since the question, and the question is cleared. Returns a note for
+/// the audit summary.
+async fn restart_clock(tx: &mut Tx, c: &mut Case, paused_local: &mut Option<String>, now: NaiveDateTime) -> Result<String> {
+    let calendar = calendar_in(tx).await?;
+    let waited = paused_local.as_deref().and_then(parse_local).map(|p| calendar.working_time_between(p, now));
+    let mut note = String::new();
+    if let (Some(waited), Some(due)) = (waited, c.due_at.as_deref().and_then(parse_local)) {
+        let moved = local_text(calendar.add_working_time(due, waited));
+        note = format!("; waited {} of working time, deadline {} → {moved}", working_time_text(waited), local_text(due));
+        c.due_at = Some(moved);
+    }
+    c.question = None;
+    c.resume_status = None;
+    *paused_local = None;
+    Ok(note)
+}
+
+/// Tells the staff member who asked the reader's question that the answer has come.
+async fn notify_asker(tx: &mut Tx, case: &Case) -> Result<()> {
+    let row = sqlx::query(
+        "SELECT u.id FROM case_events e JOIN users u ON u.username = e.actor
+         WHERE e.case_id = $1 AND e.action = $2 AND u.active = 1 ORDER BY e.id DESC LIMIT 1",
+    )
+    .bind(case.id)
+    .bind("request_info".to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(r) = row {
+        let text = Msg::new(
+            format!("读者已回答工单 {} 的补充问题：{}", case.number, case.subject),
+            format!("The reader answered your question on case {}: {}", case.number, case.subject),
+        );
+        notify(tx, r.try_get("id")?, &text, &format!("/cases/{}", case.id)).await?;
+    }
     Ok(())
 }
 
@@ -571,7 +676,8 @@ impl Store {
             filter.push(" AND c.reader_id = ").bind(r);
         }
         if let Some(t) = q.overdue_at {
-            status_in(&mut filter, &[CaseStatus::Resolved, CaseStatus::Closed]);
+            // A case awaiting the reader has its clock stopped.
+            status_in(&mut filter, &[CaseStatus::AwaitingReader, CaseStatus::Resolved, CaseStatus::Closed]);
             filter.push(" AND c.due_at < ").bind(local_text(t));
         }
         if let Some(f) = q.from {
@@ -600,11 +706,16 @@ impl Store {
 
     /// Takes `action` on case `id` if it is still at `expected_version` and the workflow of its
     /// kind allows it (`lector_domain::case::next_status`); records the event and audit row
-    /// (`case.<action>`) in the same transaction; sets the deadline when triaged, the department
-    /// on assign, the assignee on claim, first_response_at on the first staff action. Refusals
-    /// (`Conflict` for an illegal transition or a stale version, `Invalid` for an unknown
-    /// department, category or duplicate case) change nothing. The reader is told of the steps
-    /// that matter through the case's tracking page (and messages once they exist).
+    /// (`case.<action>`) in the same transaction; sets the deadline when triaged (from the kind's
+    /// service levels), the department on assign, the assignee on claim, first_response_at on
+    /// the first staff action. Refusals (`Conflict` for an illegal transition or a stale version,
+    /// `Invalid` for an unknown department, category or duplicate case) change nothing. The
+    /// reader is told of the steps that matter through the case's tracking page (and messages
+    /// once they exist).
+    ///
+    /// Asking the reader (`request_info`) stops the deadline clock; the reader's answer
+    /// ([`Store::answer_case_question`]) or `withdraw_question` returns the case to the status it
+    /// was asked in and moves the deadline later by the working time spent waiting.
     ///
     /// Role checks (who may approve) are the web layer's; the store checks that a claiming user
     /// belongs to the case's department (users without a department, e.g. admins, may claim).
@@ -617,17 +728,88 @@ impl Store {
         if before.version != expected_version {
             return Err(stale(&before, expected_version));
         }
-        let workflow = workflow_in(&mut tx, before.kind).await?;
-        let to = next_status(before.status, action, workflow).map_err(|e| StoreError::Conflict(e.message))?;
+        let after = self.apply_action(&mut tx, actor, &actor.name, (before, before_dept), action, None).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// The reader answers the open question of the case whose tracking token is `token` (event
+    /// `reader_reply` by [`READER_ACTOR`], audited as `case.reader_reply` by the portal): the case
+    /// returns to the status it was asked in, its deadline moves later by the working time spent
+    /// waiting, and the staff member who asked is notified. `NotFound` for an unknown token,
+    /// `Conflict` when no question is open, `Invalid` for an empty or too long answer.
+    ///
+    /// With an `idempotency_key` seen before on this case (the same form sent twice) nothing
+    /// changes and the case is returned as it is.
+    pub async fn answer_case_question(&self, token: &str, text: &str, idempotency_key: Option<&str>) -> Result<Case> {
+        let action = CaseAction::ReaderReply { text: text.to_string() };
+        action.check().map_err(StoreError::Invalid)?;
+        let key = idempotency_key.map(str::trim).filter(|k| !k.is_empty()).map(|k| format!("{REPLY_KEY_PREFIX}{k}"));
+        if key.as_ref().is_some_and(|k| k.chars().count() > MAX_IDEMPOTENCY_KEY) {
+            return Err(StoreError::invalid(
+                "idempotency_key",
+                Msg::new(
+                    format!("幂等键最多 {MAX_IDEMPOTENCY_KEY} 个字符"),
+                    format!("the idempotency key has at most {MAX_IDEMPOTENCY_KEY} characters"),
+                ),
+            ));
+        }
+        let mut tx = self.begin().await?;
+        let id = token_case_id(&mut tx, token).await?;
+        if let Some(k) = &key {
+            if has_keyed_event(&mut tx, id, k).await? {
+                let current = load_case(&mut tx, id).await?;
+                tx.rollback().await?;
+                return Ok(current);
+            }
+        }
+        let loaded = load_case_for_update(&mut tx, id).await?;
+        let applied = self.apply_action(&mut tx, &Actor::system("portal"), READER_ACTOR, loaded, &action, key.clone()).await;
+        let outcome = match applied {
+            Ok(after) => tx.commit().await.map(|_| after).map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        match (outcome, key) {
+            (Ok(after), _) => Ok(after),
+            // The same form, sent at the same moment by a concurrent request that won.
+            (Err(e), Some(k)) => {
+                let mut conn = self.pool.acquire().await?;
+                if has_keyed_event(&mut conn, id, &k).await? {
+                    load_case(&mut conn, id).await
+                } else {
+                    Err(e)
+                }
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// Applies `action` to the loaded case in `tx`: the status move, its bookkeeping, the event
+    /// (by `event_actor`, with the form's idempotency key if any) and the audit row (by `actor`).
+    async fn apply_action(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        event_actor: &str,
+        (before, before_dept): (Case, Option<i64>),
+        action: &CaseAction,
+        event_key: Option<String>,
+    ) -> Result<Case> {
+        let id = before.id;
+        let expected_version = before.version;
+        let workflow = workflow_in(tx, before.kind).await?;
+        let to = next_status(before.status, action, workflow, before.resume_status).map_err(|e| StoreError::Conflict(e.message))?;
         let now = now_text();
         let local = local_now();
-        let raw = sqlx::query("SELECT assignee_id, resolved_local, token_expires_at FROM cases WHERE id = $1")
+        let raw = sqlx::query("SELECT assignee_id, resolved_local, token_expires_at, paused_local FROM cases WHERE id = $1")
             .bind(id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let mut assignee_id: Option<i64> = raw.try_get("assignee_id")?;
         let mut resolved_local: Option<String> = raw.try_get("resolved_local")?;
         let mut token_expires_at: Option<String> = raw.try_get("token_expires_at")?;
+        let mut paused_local: Option<String> = raw.try_get("paused_local")?;
+        let mut audit_note = String::new();
         let mut c = before.clone();
         let mut department_id = before_dept;
         let comment: Option<String>;
@@ -637,7 +819,7 @@ impl Store {
                 let category = category.as_deref().map(text::clean).filter(|s| !s.is_empty());
                 let known: Vec<String> = sqlx::query("SELECT code FROM case_categories WHERE kind = $1")
                     .bind(before.kind.code().to_string())
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut **tx)
                     .await?
                     .iter()
                     .map(|r| r.try_get("code"))
@@ -664,8 +846,9 @@ impl Store {
                 let mut text = prose_opt(note);
                 match outcome {
                     TriageOutcome::Accepted => {
-                        let calendar = calendar_in(&mut tx).await?;
-                        let due = calendar.add_working_hours(local, default_service_hours(before.kind, *priority));
+                        let calendar = calendar_in(tx).await?;
+                        let levels = service_levels_in(tx, before.kind).await?;
+                        let due = calendar.add_working_hours(local, levels.hours(*priority));
                         c.due_at = Some(local_text(due));
                     }
                     TriageOutcome::Duplicate => {
@@ -673,7 +856,7 @@ impl Store {
                         let found = if dup == id {
                             None
                         } else {
-                            sqlx::query("SELECT number FROM cases WHERE id = $1").bind(dup).fetch_optional(&mut *tx).await?
+                            sqlx::query("SELECT number FROM cases WHERE id = $1").bind(dup).fetch_optional(&mut **tx).await?
                         };
                         let Some(found) = found else {
                             return Err(StoreError::invalid(
@@ -702,7 +885,7 @@ impl Store {
             }
             CaseAction::Assign { department, comment: note } => {
                 let code = text::clean(department);
-                let dept = self.department_id_in(&mut tx, &code).await?;
+                let dept = self.department_id_in(tx, &code).await?;
                 if before.status == CaseStatus::Assigned && before_dept == Some(dept) {
                     return Err(StoreError::invalid(
                         "department",
@@ -725,7 +908,7 @@ impl Store {
                 })?;
                 let row = sqlx::query("SELECT department_id FROM users WHERE id = $1 AND active = 1")
                     .bind(user_id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
                 let Some(row) = row else {
                     return Err(StoreError::invalid("assignee", Msg::new("没有该在职馆员", "no such active staff member")));
@@ -785,14 +968,33 @@ impl Store {
                 token_expires_at = None;
                 comment = Some(text);
             }
+            CaseAction::RequestInfo { question } => {
+                c.question = Some(text::prose(question));
+                c.resume_status = Some(before.status);
+                paused_local = Some(local_text(local));
+                comment = c.question.clone();
+            }
+            CaseAction::ReaderReply { text: answer } => {
+                audit_note = restart_clock(tx, &mut c, &mut paused_local, local).await?;
+                comment = Some(text::prose(answer));
+            }
+            CaseAction::WithdrawQuestion { comment: why } => {
+                audit_note = restart_clock(tx, &mut c, &mut paused_local, local).await?;
+                let question = before.question.clone().unwrap_or_default();
+                comment = Some(match prose_opt(why) {
+                    Some(why) => format!("{why} (question: {question})"),
+                    None => format!("question withdrawn: {question}"),
+                });
+            }
         }
         let rating = c.rating.clone();
         let updated = sqlx::query(
             "UPDATE cases SET status = $1, priority = $2, category = $3, department_id = $4, assignee_id = $5, proposal = $6, reply = $7,
                  duplicate_of = $8, due_at = $9, first_response_at = COALESCE(first_response_at, $10), resolved_at = $11,
                  resolved_local = $12, closed_at = $13, token_expires_at = $14, rating_satisfaction = $15, rating_recommend = $16,
-                 rating_comment = $17, rated_at = $18, updated_at = $10, version = version + 1
-             WHERE id = $19 AND version = $20",
+                 rating_comment = $17, rated_at = $18, question = $19, resume_status = $20, paused_local = $21, updated_at = $10,
+                 version = version + 1
+             WHERE id = $22 AND version = $23",
         )
         .bind(to.code().to_string())
         .bind(c.priority.code().to_string())
@@ -812,29 +1014,34 @@ impl Store {
         .bind(rating.as_ref().and_then(|r| r.recommend.map(|v| v as i64)))
         .bind(rating.as_ref().and_then(|r| r.comment.clone()))
         .bind(rating.as_ref().map(|r| r.at.clone()))
+        .bind(c.question.clone())
+        .bind(c.resume_status.map(|s| s.code().to_string()))
+        .bind(paused_local)
         .bind(id)
         .bind(expected_version)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if updated.rows_affected() != 1 {
             return Err(stale(&before, expected_version));
         }
-        record_event(&mut tx, id, &actor.name, action.code(), Some(before.status), to, comment).await?;
-        let after = load_case(&mut tx, id).await?;
+        record_keyed_event(tx, id, event_actor, action.code(), (Some(before.status), to), comment, event_key).await?;
+        if matches!(action, CaseAction::ReaderReply { .. }) {
+            notify_asker(tx, &before).await?;
+        }
+        let after = load_case(tx, id).await?;
         audit::record(
-            &mut tx,
+            tx,
             actor,
             Change {
                 action: &format!("case.{}", action.code()),
                 entity: "case",
                 entity_id: Some(id.to_string()),
-                summary: format!("{}: {} → {}", after.number, before.status.code(), after.status.code()),
+                summary: format!("{}: {} → {}{audit_note}", after.number, before.status.code(), after.status.code()),
                 before: json(&before),
                 after: json(&after),
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(after)
     }
 
@@ -1040,6 +1247,46 @@ impl Store {
         Ok(())
     }
 
+    /// The service levels of a kind (its defaults until an admin changes them).
+    pub async fn service_levels(&self, kind: CaseKind) -> Result<ServiceLevels> {
+        let mut conn = self.pool.acquire().await?;
+        service_levels_in(&mut conn, kind).await
+    }
+
+    /// Sets the service levels of a kind, audited as `settings.case_service_levels`. They apply
+    /// to cases triaged from now on; open cases keep their deadline. `Invalid` (naming the
+    /// priority) for a level outside 1–[`lector_domain::case::MAX_SERVICE_HOURS`] or a more urgent
+    /// priority given more time than a less urgent one.
+    pub async fn set_service_levels(&self, actor: &Actor, kind: CaseKind, levels: ServiceLevels) -> Result<()> {
+        levels.check().map_err(StoreError::Invalid)?;
+        let mut tx = self.begin().await?;
+        let before = service_levels_in(&mut tx, kind).await?;
+        let after = json(&levels).unwrap_or_default();
+        put_setting(&mut tx, &service_levels_key(kind), &after).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                action: "settings.case_service_levels",
+                entity: "settings",
+                entity_id: Some(service_levels_key(kind)),
+                summary: format!(
+                    "{}: urgent {} h, high {} h, normal {} h, low {} h",
+                    kind.code(),
+                    levels.urgent,
+                    levels.high,
+                    levels.normal,
+                    levels.low
+                ),
+                before: json(&before),
+                after: Some(after),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The working calendar deadlines are computed on (the standard one until set).
     pub async fn work_calendar(&self) -> Result<WorkCalendar> {
         let mut conn = self.pool.acquire().await?;
@@ -1086,15 +1333,17 @@ impl Store {
     /// notifies the members of the responsible department and the leaders. Safe to call
     /// repeatedly and from several servers. Returns how many were escalated.
     ///
-    /// Open here means not yet resolved. Escalation does not change the case's version.
+    /// Open here means not yet resolved, and not awaiting the reader (its clock is stopped).
+    /// Escalation does not change the case's version.
     pub async fn escalate_overdue_cases(&self, now: chrono::NaiveDateTime) -> Result<usize> {
         let now_local = local_text(now);
         // Candidates are read before the transaction; the conditional update below decides.
         let due = sqlx::query(
-            "SELECT id FROM cases WHERE escalated = 0 AND status NOT IN ($1, $2) AND due_at IS NOT NULL AND due_at < $3 ORDER BY id",
+            "SELECT id FROM cases WHERE escalated = 0 AND status NOT IN ($1, $2, $3) AND due_at IS NOT NULL AND due_at < $4 ORDER BY id",
         )
         .bind(CaseStatus::Resolved.code().to_string())
         .bind(CaseStatus::Closed.code().to_string())
+        .bind(CaseStatus::AwaitingReader.code().to_string())
         .bind(now_local.clone())
         .fetch_all(&self.pool)
         .await?;
@@ -1106,10 +1355,11 @@ impl Store {
         let mut escalated = 0usize;
         for row in &due {
             let id: i64 = row.try_get("id")?;
-            let claimed = sqlx::query("UPDATE cases SET escalated = 1 WHERE id = $1 AND escalated = 0 AND status NOT IN ($2, $3)")
+            let claimed = sqlx::query("UPDATE cases SET escalated = 1 WHERE id = $1 AND escalated = 0 AND status NOT IN ($2, $3, $4)")
                 .bind(id)
                 .bind(CaseStatus::Resolved.code().to_string())
                 .bind(CaseStatus::Closed.code().to_string())
+                .bind(CaseStatus::AwaitingReader.code().to_string())
                 .execute(&mut *tx)
                 .await?;
             if claimed.rows_affected() != 1 {

@@ -11,7 +11,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
     (2, include_str!("migrations/0002_tracking.sql")),
     (3, include_str!("migrations/0003_cases.sql")),
+    (4, include_str!("migrations/0004_import.sql")),
     (5, include_str!("migrations/0005_identity.sql")),
+    (6, include_str!("migrations/0006_case_levels.sql")),
 ];
 
 fn render(ddl: &str, backend: Backend) -> String {

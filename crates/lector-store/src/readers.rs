@@ -4,29 +4,33 @@ use crate::audit::{self, Change};
 use crate::db::{flag, is_unique_violation, Param, Sql, Store};
 use crate::{now_text, Actor, Page, Result, StoreError};
 use lector_domain::attribute::AttrDef;
-use lector_domain::contact::{lookup_key, ContactKind};
-use lector_domain::name::{pinyin_of, prefix_upper_bound, search_keys};
+use lector_domain::contact::ContactKind;
+use lector_domain::name::{pinyin_of, prefix_upper_bound};
 use lector_domain::reader::{Gender, ReaderInput, ReaderStatus, Related};
 use lector_domain::search::SearchTerm;
 use lector_domain::{FieldErrors, Msg};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub(crate) mod refs;
+pub(crate) mod rows;
 
 /// A search stops collecting candidates here and reports "more than" instead of a total.
 pub const SEARCH_CANDIDATE_CAP: i64 = 1000;
 /// Lists count at most this many matches.
 pub const COUNT_CAP: i64 = 10000;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CategoryRef {
     pub code: String,
     pub name_zh: String,
     pub name_en: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ContactRecord {
     pub kind: ContactKind,
     pub value: String,
@@ -34,8 +38,9 @@ pub struct ContactRecord {
     pub verified: bool,
 }
 
-/// A whole reader record, as shown on the reader page and returned by the API.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A whole reader record, as shown on the reader page and returned by the API (and kept, as
+/// JSON, by a merge so it can be undone).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReaderRecord {
     pub id: i64,
     pub card_no: String,
@@ -153,11 +158,11 @@ fn summary(row: &AnyRow) -> Result<ReaderSummary> {
 }
 
 /// References in a reader input resolved to ids inside the transaction that saves it.
-struct Resolved {
-    category_id: i64,
-    owner_id: Option<i64>,
+pub(crate) struct Resolved {
+    pub category_id: i64,
+    pub owner_id: Option<i64>,
     /// (attribute id, definition, values) for every attribute given.
-    attributes: Vec<(i64, AttrDef, Vec<String>)>,
+    pub attributes: Vec<(i64, Arc<AttrDef>, Vec<String>)>,
 }
 
 type Tx = Transaction<'static, Any>;
@@ -177,17 +182,11 @@ impl Store {
         let category_id = match row {
             Some(r) if flag(&r, "active")? || current_category == Some(r.try_get("id")?) => r.try_get("id")?,
             Some(_) => {
-                errs.push(
-                    "category",
-                    Msg::new(format!("读者类型“{}”已停用", input.category), format!("category '{}' is retired", input.category)),
-                );
+                errs.push("category", refs::retired_category(&input.category));
                 0
             }
             None => {
-                errs.push(
-                    "category",
-                    Msg::new(format!("没有读者类型“{}”", input.category), format!("no reader category '{}'", input.category)),
-                );
+                errs.push("category", refs::no_category(&input.category));
                 0
             }
         };
@@ -201,7 +200,7 @@ impl Store {
                 match row {
                     Some(r) => Some(r.try_get("id")?),
                     None => {
-                        errs.push("owner", Msg::new(format!("没有在职馆员“{name}”"), format!("no active staff member '{name}'")));
+                        errs.push("owner", refs::no_owner(name));
                         None
                     }
                 }
@@ -214,7 +213,7 @@ impl Store {
             for (code, raw) in &input.attributes {
                 let field = format!("attributes.{code}");
                 let Some((id, def)) = defs.get(code) else {
-                    errs.push(field, Msg::new(format!("没有自定义属性“{code}”"), format!("no custom attribute '{code}'")));
+                    errs.push(field, refs::no_attribute(code));
                     continue;
                 };
                 let Some(values) = errs.take(&field, def.parse_values(raw)) else {
@@ -230,71 +229,19 @@ impl Store {
                             .await?;
                         if let Some(r) = clash {
                             let card: String = r.try_get("card_no")?;
-                            errs.push(
-                                field.clone(),
-                                Msg::new(
-                                    format!("“{}”的值“{v}”已被读者 {card} 使用", def.label_zh),
-                                    format!("'{}' value '{v}' is already used by reader {card}", def.label_en),
-                                ),
-                            );
+                            errs.push(field.clone(), refs::unique_taken(def, v, &card));
                         }
                     }
                 }
-                attributes.push((*id, def.clone(), values));
+                attributes.push((*id, Arc::new(def.clone()), values));
             }
         }
         errs.finish(|| Resolved { category_id, owner_id, attributes }).map_err(StoreError::Invalid)
     }
 
-    async fn write_children(&self, tx: &mut Tx, id: i64, input: &ReaderInput, resolved: &Resolved) -> Result<()> {
-        for table in ["reader_contacts", "reader_related", "reader_tags", "reader_attributes", "reader_search_keys"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE reader_id = $1")).bind(id).execute(&mut **tx).await?;
-        }
-        for (i, c) in input.contacts.iter().enumerate() {
-            sqlx::query("INSERT INTO reader_contacts (reader_id, kind, value, lookup, is_primary, verified, position) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(id)
-                .bind(c.kind.code().to_string())
-                .bind(c.value.clone())
-                .bind(lookup_key(c.kind, &c.value))
-                .bind(c.primary as i64)
-                .bind(c.verified as i64)
-                .bind(i as i64)
-                .execute(&mut **tx)
-                .await?;
-        }
-        for (i, r) in input.related.iter().enumerate() {
-            sqlx::query("INSERT INTO reader_related (reader_id, name, relation, phone, email, position) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(id)
-                .bind(r.name.clone())
-                .bind(r.relation.clone())
-                .bind(r.phone.clone())
-                .bind(r.email.clone())
-                .bind(i as i64)
-                .execute(&mut **tx)
-                .await?;
-        }
-        for t in &input.tags {
-            sqlx::query("INSERT INTO reader_tags (reader_id, tag) VALUES ($1, $2)").bind(id).bind(t.clone()).execute(&mut **tx).await?;
-        }
-        let mut keys = search_keys(input.name.as_str());
-        for (attr_id, def, values) in &resolved.attributes {
-            for (i, v) in values.iter().enumerate() {
-                sqlx::query("INSERT INTO reader_attributes (reader_id, attr_id, value, position) VALUES ($1, $2, $3, $4)")
-                    .bind(id)
-                    .bind(*attr_id)
-                    .bind(v.clone())
-                    .bind(i as i64)
-                    .execute(&mut **tx)
-                    .await?;
-                if def.searchable && !keys.contains(&v.to_lowercase()) {
-                    keys.push(v.to_lowercase());
-                }
-            }
-        }
-        for k in keys {
-            sqlx::query("INSERT INTO reader_search_keys (key, reader_id) VALUES ($1, $2)").bind(k).bind(id).execute(&mut **tx).await?;
-        }
-        Ok(())
+    async fn write_children(&self, tx: &mut Tx, id: i64, input: &ReaderInput, resolved: Resolved) -> Result<()> {
+        rows::delete_children(tx, &[id]).await?;
+        rows::insert_children(tx, &[rows::ReaderRow { id, input, resolved }]).await
     }
 
     /// Creates a reader and audits it in one transaction.
@@ -316,7 +263,7 @@ impl Store {
             Err(e) if is_unique_violation(&e) => return Err(duplicate_card(input.card_no.as_str())),
             Err(e) => return Err(e.into()),
         };
-        self.write_children(&mut tx, id, input, &resolved).await?;
+        self.write_children(&mut tx, id, input, resolved).await?;
         let after = load_reader(&mut tx, ReaderKey::Id(id)).await?;
         audit::record(
             &mut tx,
@@ -347,25 +294,11 @@ impl Store {
         let current_category: i64 =
             sqlx::query("SELECT category_id FROM readers WHERE id = $1").bind(id).fetch_one(&mut *tx).await?.try_get("category_id")?;
         let resolved = self.resolve(&mut tx, input, Some(id), Some(current_category)).await?;
-        let mut update = Sql::new("UPDATE readers SET ");
-        for (column, value) in READER_COLUMNS.split(", ").zip(reader_values(input, resolved.category_id, resolved.owner_id)) {
-            update.push(column).push(" = ").bind(value).push(", ");
+        let row = rows::ReaderRow { id, input, resolved };
+        if !rows::update_reader(&mut tx, &row, &now_text(), Some(expected_version)).await? {
+            return Err(stale(before.version + 1, expected_version));
         }
-        update
-            .push("version = version + 1, updated_at = ")
-            .bind(now_text())
-            .push(" WHERE id = ")
-            .bind(id)
-            .push(" AND version = ")
-            .bind(expected_version);
-        let updated = update.query().execute(&mut *tx).await;
-        match updated {
-            Ok(r) if r.rows_affected() == 1 => {}
-            Ok(_) => return Err(stale(before.version + 1, expected_version)),
-            Err(e) if is_unique_violation(&e) => return Err(duplicate_card(input.card_no.as_str())),
-            Err(e) => return Err(e.into()),
-        }
-        self.write_children(&mut tx, id, input, &resolved).await?;
+        self.write_children(&mut tx, id, input, row.resolved).await?;
         let after = load_reader(&mut tx, ReaderKey::Id(id)).await?;
         audit::record(
             &mut tx,
@@ -414,9 +347,16 @@ impl Store {
         load_reader(&mut conn, ReaderKey::Id(id)).await
     }
 
+    /// The reader with card number `card_no`, or the one a record with that card was merged into.
     pub async fn reader_by_card(&self, card_no: &str) -> Result<ReaderRecord> {
         let mut conn = self.pool.acquire().await?;
-        load_reader(&mut conn, ReaderKey::CardNo(card_no)).await
+        match load_reader(&mut conn, ReaderKey::CardNo(card_no)).await {
+            Err(StoreError::NotFound) => match crate::identity::survivor_of_card(&mut conn, card_no).await? {
+                Some(id) => load_reader(&mut conn, ReaderKey::Id(id)).await,
+                None => Err(StoreError::NotFound),
+            },
+            other => other,
+        }
     }
 
     /// Lists readers matching `q`, a page at a time.
@@ -523,109 +463,20 @@ impl Store {
             return Ok(0);
         }
         // Read before the transaction takes a connection (and, on SQLite, the write lock).
-        let categories: HashMap<String, i64> = self.categories().await?.into_iter().map(|c| (c.code, c.id)).collect();
-        let users: HashMap<String, i64> = self.users().await?.into_iter().filter(|u| u.active).map(|u| (u.username, u.id)).collect();
+        let refs = refs::RefCache::load(&mut *self.pool.acquire().await?).await?;
+        let mut readers = inputs
+            .iter()
+            .map(|input| {
+                let resolved = refs.resolve(input, None, refs::Check::Input).map_err(|(field, msg)| StoreError::invalid(&field, msg))?;
+                Ok(rows::ReaderRow { id: 0, input, resolved })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut tx = self.begin().await?;
-        let mut ids: HashMap<String, i64> = HashMap::with_capacity(inputs.len());
-        for chunk in inputs.chunks(rows_per_insert(16)) {
-            let mut sql = Sql::new(&format!("INSERT INTO readers ({READER_COLUMNS}, version, created_at, updated_at) VALUES "));
-            for (i, r) in chunk.iter().enumerate() {
-                let category = *categories.get(&r.category).ok_or_else(|| {
-                    StoreError::invalid(
-                        "category",
-                        Msg::new(format!("没有读者类型“{}”", r.category), format!("no reader category '{}'", r.category)),
-                    )
-                })?;
-                let owner = match &r.owner {
-                    None => None,
-                    Some(o) => Some(*users.get(&o.to_lowercase()).ok_or_else(|| {
-                        StoreError::invalid("owner", Msg::new(format!("没有在职馆员“{o}”"), format!("no active staff member '{o}'")))
-                    })?),
-                };
-                sql.push(if i == 0 { "(" } else { ", (" });
-                sql.bind_list(reader_values(r, category, owner)).push(", 1, ").bind(created_at).push(", ").bind(created_at).push(")");
-            }
-            sql.push(" RETURNING id, card_no");
-            let rows = sql.query().fetch_all(&mut *tx).await.map_err(|e| {
-                if is_unique_violation(&e) {
-                    duplicate_card("…")
-                } else {
-                    StoreError::from(e)
-                }
-            })?;
-            for row in rows {
-                ids.insert(row.try_get("card_no")?, row.try_get("id")?);
-            }
+        if let Some((_, field, msg)) = rows::unique_clashes(&mut tx, &readers).await?.into_iter().next() {
+            return Err(StoreError::invalid(&field, msg));
         }
-        let mut contacts = Vec::new();
-        let mut related = Vec::new();
-        let mut tags = Vec::new();
-        let mut keys = Vec::new();
-        for r in inputs {
-            let id = ids[r.card_no.as_str()];
-            for (i, c) in r.contacts.iter().enumerate() {
-                contacts.push((id, c, i as i64));
-            }
-            for (i, x) in r.related.iter().enumerate() {
-                related.push((id, x, i as i64));
-            }
-            tags.extend(r.tags.iter().map(|t| (id, t)));
-            keys.extend(search_keys(r.name.as_str()).into_iter().map(|k| (id, k)));
-        }
-        for chunk in contacts.chunks(rows_per_insert(7)) {
-            let mut sql = Sql::new("INSERT INTO reader_contacts (reader_id, kind, value, lookup, is_primary, verified, position) VALUES ");
-            for (i, (id, c, pos)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(*id)
-                    .push(", ")
-                    .bind(c.kind.code())
-                    .push(", ")
-                    .bind(c.value.as_str())
-                    .push(", ")
-                    .bind(lookup_key(c.kind, &c.value))
-                    .push(", ")
-                    .bind(c.primary)
-                    .push(", ")
-                    .bind(c.verified)
-                    .push(", ")
-                    .bind(*pos)
-                    .push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
-        }
-        for chunk in related.chunks(rows_per_insert(6)) {
-            let mut sql = Sql::new("INSERT INTO reader_related (reader_id, name, relation, phone, email, position) VALUES ");
-            for (i, (id, x, pos)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(*id)
-                    .push(", ")
-                    .bind(x.name.as_str())
-                    .push(", ")
-                    .bind(x.relation.as_str())
-                    .push(", ")
-                    .bind(x.phone.clone())
-                    .push(", ")
-                    .bind(x.email.clone())
-                    .push(", ")
-                    .bind(*pos)
-                    .push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
-        }
-        for chunk in tags.chunks(rows_per_insert(2)) {
-            let mut sql = Sql::new("INSERT INTO reader_tags (reader_id, tag) VALUES ");
-            for (i, (id, t)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" }).bind(*id).push(", ").bind(t.as_str()).push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
-        }
-        for chunk in keys.chunks(rows_per_insert(2)) {
-            let mut sql = Sql::new("INSERT INTO reader_search_keys (key, reader_id) VALUES ");
-            for (i, (id, k)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" }).bind(k.as_str()).push(", ").bind(*id).push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
-        }
+        rows::insert_readers(&mut tx, &mut readers, created_at).await?;
+        rows::insert_children(&mut tx, &readers).await?;
         let first = inputs.first().map(|r| r.card_no.as_str()).unwrap_or_default();
         let last = inputs.last().map(|r| r.card_no.as_str()).unwrap_or_default();
         audit::record(
@@ -669,13 +520,6 @@ fn reader_values(input: &ReaderInput, category_id: i64, owner_id: Option<i64>) -
         owner_id.into(),
         input.notes.clone().into(),
     ]
-}
-
-/// Rows per multi-row INSERT with `params` placeholders each. SQLite resolves a numbered
-/// placeholder by a linear scan of the statement's parameters, so binding costs grow with the
-/// square of their count: about 500 per statement keeps that small and statements few.
-fn rows_per_insert(params: usize) -> usize {
-    (500 / params).max(1)
 }
 
 /// Appends the SQL selecting the ids of readers a search term may match (at most

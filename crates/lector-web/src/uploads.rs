@@ -65,15 +65,6 @@ impl From<std::io::Error> for UploadError {
     }
 }
 
-impl From<UploadError> for AppError {
-    fn from(e: UploadError) -> Self {
-        match e {
-            UploadError::TooLarge => AppError::BadRequest(too_large()),
-            UploadError::Io(e) => AppError::Internal(format!("saving an upload failed: {e}")),
-        }
-    }
-}
-
 /// Writes an upload as its chunks arrive, refusing more than [`UPLOAD_LIMIT`] bytes.
 pub struct UploadWriter {
     upload: Upload,
@@ -191,6 +182,18 @@ pub fn file_job(
         dry_run,
         spec: serde_json::to_value(spec).map_err(|e| AppError::Internal(format!("serialising a job spec: {e}")))?,
     })
+}
+
+/// Whether the profile reads and fits the file's headers and the store's configuration: the
+/// outer error is the store's, the inner one the user's to fix.
+pub async fn check_profile(state: &crate::AppState, toml: &str, headers: &[String]) -> Result<Result<(), Msg>, AppError> {
+    let profile = match lector_import::mapping::Profile::from_toml(toml) {
+        Ok(p) => p,
+        Err(m) => return Ok(Err(m)),
+    };
+    let defs: Vec<_> = state.store.attribute_defs().await?.into_iter().map(|(_, d)| d).collect();
+    let categories: Vec<String> = state.store.categories().await?.into_iter().filter(|c| c.active).map(|c| c.code).collect();
+    Ok(profile.compile(headers, &defs, &categories).map(|_| ()))
 }
 
 #[cfg(test)]

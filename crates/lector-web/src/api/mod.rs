@@ -6,6 +6,8 @@
 
 pub mod cases;
 pub mod dto;
+pub mod identity;
+pub mod imports;
 pub mod json;
 pub mod readers;
 pub mod tracking;
@@ -23,6 +25,8 @@ pub fn routes() -> Router<AppState> {
     readers::routes()
         .merge(tracking::routes())
         .merge(cases::routes())
+        .merge(imports::routes())
+        .merge(identity::routes())
         .fallback(|| async { crate::error::AppError::NotFound })
         .layer(axum::middleware::map_response(api_headers))
 }
@@ -69,6 +73,18 @@ async fn api_headers(mut resp: Response) -> Response {
         cases::get_case,
         cases::act_on_case,
         cases::case_stats,
+        imports::create_import,
+        imports::list_imports,
+        imports::get_import,
+        imports::import_rejections,
+        imports::undo_import,
+        imports::reader_provenance,
+        identity::list_candidates,
+        identity::merge_candidate,
+        identity::mark_distinct,
+        identity::resolve,
+        identity::list_merges,
+        identity::undo_merge,
     ),
     components(schemas(
         dto::ErrorBody,
@@ -102,6 +118,19 @@ async fn api_headers(mut resp: Response) -> Response {
         cases::CountBody,
         cases::SatisfactionBody,
         cases::ServiceStatsBody,
+        imports::MessageBody,
+        imports::ImportOptionsBody,
+        imports::ImportCountsBody,
+        imports::ImportJobBody,
+        imports::ImportJobPage,
+        imports::RejectionBody,
+        imports::ProvenanceBody,
+        identity::CandidateBody,
+        identity::CandidatePage,
+        identity::MergeChoicesBody,
+        identity::ResolveReportBody,
+        identity::MergeBody,
+        identity::MergePage,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -110,6 +139,8 @@ async fn api_headers(mut resp: Response) -> Response {
         (name = "me", description = "The caller"),
         (name = "tracking", description = "Reader tracking (读者跟踪): interactions, follow-up tasks, owners"),
         (name = "cases", description = "Service cases (服务工单): suggestions, complaints, inquiries, purchase requests, praise"),
+        (name = "imports", description = "Importing readers (导入): upload a file as a job, follow it, its rejected rows, undo; provenance"),
+        (name = "identity", description = "Identity resolution (读者身份合并): candidate pairs, merge, not the same person, undo"),
     ),
 )]
 pub struct ApiDoc;

@@ -219,7 +219,7 @@ pub(super) async fn list_page(state: &AppState, staff: &Staff, p: ListParams, ha
     Ok(render(&view))
 }
 
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) || s.starts_with(['=', '+', '-', '@']) {
         // Quote, and neutralise spreadsheet formulas.
         let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
@@ -319,6 +319,9 @@ struct DetailPage {
     tracking: Option<ReaderTracking>,
     /// The reader's service cases (any case permission; department staff see their department's).
     cases: Option<Vec<super::cases::CaseRow>>,
+    /// Which source and import job set each field; jobs link to their page for `ReadersImport`.
+    provenance: Vec<super::imports::ProvenanceRow>,
+    can_import: bool,
 }
 
 #[derive(Deserialize)]
@@ -459,6 +462,8 @@ pub(super) async fn detail_page(
     };
     let cases = super::cases::reader_cases(state, staff, id).await.map_err(err)?;
     let view = DetailPage {
+        provenance: super::imports::provenance_rows(state, l, id).await.map_err(err)?,
+        can_import: staff.can(Permission::ReadersImport),
         cases,
         ctx: Ctx::staff(staff, "readers", &format!("/readers/{id}")).with_flash(flash),
         tracking,

@@ -58,6 +58,8 @@ struct JobPage {
     finished: String,
     undone: String,
     rejections: Vec<RejectionRow>,
+    /// More rows were rejected than are listed.
+    truncated: bool,
     can_run: bool,
     can_undo: bool,
 }
@@ -106,6 +108,7 @@ async fn show(
         started: time(&job.started_at),
         finished: time(&job.finished_at),
         undone: time(&job.undone_at),
+        truncated: job.counts.rejected > rejections.len() as u64,
         rejections,
         can_run: may_run(&job),
         can_undo: may_undo(&job),

@@ -30,7 +30,12 @@ pub fn routes() -> axum::Router<AppState> {
 /// Rows of the file shown on the page.
 const SAMPLE_ROWS: usize = 10;
 
-/// Column header → target code, as the profile maps them.
+/// A header as profiles match it: trimmed, half-width, case-insensitive.
+fn header_key(h: &str) -> String {
+    lector_domain::text::clean(h).to_lowercase()
+}
+
+/// Column header (as [`header_key`]) → target code, as the profile maps them.
 pub fn targets(profile: &Profile) -> BTreeMap<String, String> {
     let Ok(Value::Object(root)) = serde_json::to_value(profile) else {
         return BTreeMap::new();
@@ -40,7 +45,7 @@ pub fn targets(profile: &Profile) -> BTreeMap<String, String> {
     };
     columns
         .iter()
-        .filter_map(|(header, col)| col.get("field").and_then(Value::as_str).map(|f| (header.clone(), f.to_string())))
+        .filter_map(|(header, col)| col.get("field").and_then(Value::as_str).map(|f| (header_key(header), f.to_string())))
         .collect()
 }
 
@@ -66,7 +71,9 @@ pub fn with_targets(toml: &str, chosen: &[(String, String)]) -> Result<String, M
     }
     if let Value::Object(columns) = columns {
         for (header, target) in chosen {
-            match columns.get_mut(header) {
+            // The profile's own spelling of the header, if it names it.
+            let key = columns.keys().find(|k| header_key(k) == header_key(header)).cloned().unwrap_or_else(|| header.clone());
+            match columns.get_mut(&key) {
                 Some(Value::Object(col)) => {
                     col.insert("field".into(), Value::String(target.clone()));
                 }
@@ -112,7 +119,7 @@ fn columns(headers: &[String], chosen: &BTreeMap<String, String>, choices: &[(St
         .iter()
         .enumerate()
         .map(|(index, header)| {
-            let current = chosen.get(header).map(String::as_str).unwrap_or("ignore");
+            let current = chosen.get(&header_key(header)).map(String::as_str).unwrap_or("ignore");
             let mut opts: Vec<Opt> =
                 choices.iter().map(|(v, label)| Opt { value: v.clone(), label: label.clone(), selected: v == current }).collect();
             if !opts.iter().any(|o| o.selected) {
@@ -323,7 +330,7 @@ async fn submit(
     let sample = sample_of(&upload, &posted.settings).await;
     let headers = sample.as_ref().map(|s| s.headers.clone()).unwrap_or_default();
     let chosen: BTreeMap<String, String> =
-        posted.columns.iter().filter_map(|(i, t)| headers.get(*i).map(|h| (h.clone(), t.clone()))).collect();
+        posted.columns.iter().filter_map(|(i, t)| headers.get(*i).map(|h| (header_key(h), t.clone()))).collect();
     let again = |error: String, toml: String| FormState {
         settings: posted.settings.clone(),
         chosen: chosen.clone(),
@@ -346,7 +353,7 @@ async fn submit(
             return page(&state, &staff, upload, Some(&sample), again(e, posted.toml.clone())).await;
         }
     };
-    if let Err(m) = check_profile(&state, &toml, &sample.headers).await.map_err(|e| PageError(e, l))? {
+    if let Err(m) = uploads::check_profile(&state, &toml, &sample.headers).await.map_err(|e| PageError(e, l))? {
         let e = format!("{}{}", l.pick("映射方案有误：", "The mapping profile is wrong: "), l.msg(&m));
         return page(&state, &staff, upload, Some(&sample), again(e, toml)).await;
     }
@@ -368,18 +375,6 @@ async fn submit(
         .map_err(|e| PageError(e, l))?;
     let job = state.store.create_import_job(&staff.actor(), &new, JobStatus::Queued).await.map_err(store_err(l))?;
     Ok(see_other(&format!("/imports/{}?flash=queued", job.id)))
-}
-
-/// Whether the profile reads and fits the file's headers and the store's configuration: the
-/// outer error is the store's, the inner one the user's to fix.
-pub async fn check_profile(state: &AppState, toml: &str, headers: &[String]) -> Result<Result<(), Msg>, AppError> {
-    let profile = match Profile::from_toml(toml) {
-        Ok(p) => p,
-        Err(m) => return Ok(Err(m)),
-    };
-    let defs: Vec<AttrDef> = state.store.attribute_defs().await?.into_iter().map(|(_, d)| d).collect();
-    let categories: Vec<String> = state.store.categories().await?.into_iter().filter(|c| c.active).map(|c| c.code).collect();
-    Ok(profile.compile(headers, &defs, &categories).map(|_| ()))
 }
 
 #[cfg(test)]
@@ -420,7 +415,7 @@ mod tests {
     #[test]
     fn columns_keep_a_target_they_do_not_list() {
         let choices = vec![("card_no".to_string(), "Card".to_string()), ("ignore".to_string(), "Ignore".to_string())];
-        let chosen: BTreeMap<String, String> = [("姓".to_string(), "family_name".to_string())].into();
+        let chosen: BTreeMap<String, String> = [(header_key("姓"), "family_name".to_string())].into();
         let cols = columns(&["学号".to_string(), "姓".to_string()], &chosen, &choices);
         assert!(cols[0].opts.iter().any(|o| o.value == "ignore" && o.selected));
         assert!(cols[1].opts.iter().any(|o| o.value == "family_name" && o.selected));
