@@ -147,7 +147,8 @@ fn tab_semicolon_and_bar_delimiters() {
     assert_eq!(rows(&read(&bar, &OpenOptions::default()).1)[0], (2, vec!["张三", "20230001", "计算机学院"]));
 
     // `|` in GBK is read through the decoder (0x7C can be a GBK trailing byte).
-    let (gbk, _, _) = encoding_rs::GBK.encode(&gbk_readers().replace(',', "|"));
+    let text = gbk_readers().replace(',', "|");
+    let (gbk, _, _) = encoding_rs::GBK.encode(&text);
     let path = write(&dir, "gbk-bar.csv", &gbk);
     let (opened, items) = read(&path, &OpenOptions::default());
     assert_eq!(opened.encoding, Some("GB18030"));

@@ -485,3 +485,88 @@ async fn portal_complaint_round_trip() {
     staff.close().await;
     timed("portal_complaint_round_trip", start);
 }
+
+/// Waits until the job page at hand shows a finished job (the page refreshes itself while the
+/// job is queued or running) and returns its status code.
+async fn wait_job_done(b: &Browser) -> String {
+    b.until("the import job to finish", || async {
+        let status = b.client.find(fantoccini::Locator::Css("#job-status")).await?.attr("data-status").await?.unwrap_or_default();
+        Ok(matches!(status.as_str(), "succeeded" | "failed").then_some(status))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_a_csv_through_the_pages() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let start = Instant::now();
+    let app = App::start().await;
+    // The server's import worker, as `lector serve` runs it.
+    let worker = tokio::spawn(lector_import::runner::worker(app.store.clone(), std::time::Duration::from_millis(200)));
+    let files = tempfile::tempdir().expect("temp dir");
+    let file = files.path().join("新生名单.csv");
+    std::fs::write(
+        &file,
+        "读者证号,姓名,读者类型,电子邮件\n2026300001,陈一,undergraduate,cy@example.edu.cn\n2026300002,陈二,undergraduate,bad-email\n",
+    )
+    .expect("write the roster");
+
+    let b = driver.browser(&app.base).await;
+    b.login(LIBRARIAN).await;
+    b.click("a#nav-imports").await;
+    b.wait_path("/imports", |p| p.starts_with("/imports")).await;
+    let input = b.wait_css("form#upload-form #upload-file").await;
+    input.send_keys(&file.display().to_string()).await.unwrap_or_else(|e| panic!("choose the file: {e}"));
+    b.fill("#upload-source", "招生办").await;
+    b.click("#upload-submit").await;
+
+    // The mapping page: detected format, the headers, the first rows.
+    b.wait_path("the mapping page", |p| p.starts_with("/imports/uploads/")).await;
+    b.wait_text("#detected-format", "naming csv", |t| t == "csv").await;
+    let headers = b.texts("table#sample thead th").await;
+    assert_eq!(headers, vec!["读者证号", "姓名", "读者类型", "电子邮件"]);
+    assert_eq!(b.count("table#sample tbody tr").await, 2);
+    b.click("#preview").await;
+
+    // The preview's page: nothing written, the counts of what would be.
+    b.wait_path("the preview job's page", |p| p.starts_with("/imports/") && !p.starts_with("/imports/uploads")).await;
+    b.wait_css("#dry-run").await;
+    assert_eq!(wait_job_done(&b).await, "succeeded", "{}", b.context().await);
+    assert_eq!(b.wait_text("#count-created", "a number", |t| !t.is_empty()).await, "1");
+    assert_eq!(b.wait_text("#count-rejected", "a number", |t| !t.is_empty()).await, "1");
+    assert!(app.store.reader_by_card("2026300001").await.is_err(), "a preview writes nothing");
+
+    // Run it for real.
+    let preview_path = b.path().await;
+    b.click("#run-for-real").await;
+    b.wait_path("the real job's page", |p| p.starts_with("/imports/") && p.split('?').next() != preview_path.split('?').next()).await;
+    assert_eq!(wait_job_done(&b).await, "succeeded", "{}", b.context().await);
+    assert_eq!(b.count("#dry-run").await, 0);
+    assert_eq!(b.wait_text("#count-created", "a number", |t| !t.is_empty()).await, "1");
+    let reader = app.store.reader_by_card("2026300001").await.expect("the reader was imported");
+    assert_eq!(reader.name, "陈一");
+    let rejected = b.texts("table#rejections tr.rejection td").await;
+    assert_eq!(rejected[..3], ["3", "电子邮件", "bad-email"], "row, column and value of the rejected row");
+
+    // The error report, fetched as the download link would.
+    let link = b.wait_css("#download-rejections").await;
+    let href = link.attr("href").await.expect("href").unwrap_or_default();
+    let fetched = b
+        .client
+        .execute(
+            "return fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)))",
+            vec![serde_json::json!(href)],
+        )
+        .await
+        .expect("fetch the error report");
+    let bytes: Vec<u8> = serde_json::from_value(fetched).expect("bytes");
+    assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]), "the report starts with a BOM");
+    let text = String::from_utf8(bytes[3..].to_vec()).expect("UTF-8");
+    assert!(text.starts_with("行号,列,值,原因\r\n3,电子邮件,bad-email,"), "{text}");
+
+    worker.abort();
+    b.close().await;
+    timed("import_a_csv_through_the_pages", start);
+}

@@ -144,10 +144,23 @@ impl MapTarget {
     }
 }
 
+/// Carries a [`Msg`] through serde's string-only errors; [`Profile::from_toml`] splits it back.
+#[derive(Debug)]
+pub struct TargetError(Msg);
+
+/// Separates the two languages of a [`TargetError`] inside a serde message.
+const LANG_SEP: char = '\u{1f}';
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{LANG_SEP}{}", self.0.zh, self.0.en)
+    }
+}
+
 impl TryFrom<String> for MapTarget {
-    type Error = Msg;
-    fn try_from(raw: String) -> Result<Self, Msg> {
-        MapTarget::parse(&raw)
+    type Error = TargetError;
+    fn try_from(raw: String) -> Result<Self, TargetError> {
+        MapTarget::parse(&raw).map_err(TargetError)
     }
 }
 
@@ -180,8 +193,12 @@ impl Profile {
     pub fn from_toml(text: &str) -> Result<Self, Msg> {
         let profile: Profile = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
-            let what = e.message().trim().to_string();
-            located(line, Msg::new(what.clone(), what))
+            let what = e.message().trim();
+            let msg = match what.split_once(LANG_SEP) {
+                Some((zh, en)) => Msg::new(zh, en),
+                None => Msg::new(what, what),
+            };
+            located(line, msg)
         })?;
         for (key, value) in &profile.defaults {
             if let Err(m) = value::check_default_key(key, value) {

@@ -32,7 +32,7 @@ CREATE TABLE reader_identifiers (
 CREATE INDEX reader_identifiers_value ON reader_identifiers(kind, value);
 CREATE INDEX reader_identifiers_reader ON reader_identifiers(reader_id);
 
--- absorbed_snapshot and survivor_before are whole reader records (JSON); moved_rows maps each
+-- absorbed_snapshot and survivor_before are whole reader records (JSON), and moved_rows maps each
 -- re-pointed table to the keys of the rows that were the absorbed reader's.
 CREATE TABLE merges (
     id {id},

@@ -72,14 +72,26 @@ pub fn department_scope(user: &User) -> Option<String> {
 }
 
 /// Whether the user's role allows `action` on `case` (the workflow may still refuse it).
+///
+/// A question to the reader is asked by whoever handles the case in its status: triage staff on
+/// a received case, its department on an assigned or in-progress one; in any other status
+/// either may try and the workflow refuses (409). Only the reader answers, through the portal.
 pub fn may_act(user: &User, case: &Case, action: &CaseAction) -> bool {
     let triage = user.role.can(Permission::CasesTriage);
+    let handles = |status: Option<CaseStatus>| match status {
+        Some(CaseStatus::Received) => triage,
+        Some(CaseStatus::Assigned | CaseStatus::InProgress) => works_on(user, case),
+        _ => triage || works_on(user, case),
+    };
     match action {
         CaseAction::Triage { .. } => triage,
         CaseAction::Assign { .. } => triage || (case.status == CaseStatus::Assigned && works_on(user, case)),
         CaseAction::Claim | CaseAction::Propose { .. } | CaseAction::Resolve { .. } => works_on(user, case),
         CaseAction::Approve { .. } | CaseAction::RejectProposal { .. } => user.role.can(Permission::CasesApprove),
         CaseAction::Close { .. } | CaseAction::Reopen { .. } => triage || works_on(user, case),
+        CaseAction::RequestInfo { .. } => handles(Some(case.status)),
+        CaseAction::WithdrawQuestion { .. } => handles(case.resume_status),
+        CaseAction::ReaderReply { .. } => false,
     }
 }
 
@@ -106,7 +118,8 @@ pub struct CaseBody {
     /// `suggestion`, `complaint`, `inquiry`, `purchase` or `praise`.
     #[schema(example = "complaint")]
     pub kind: String,
-    /// `received`, `triaged`, `assigned`, `awaiting_approval`, `in_progress`, `resolved` or `closed`.
+    /// `received`, `triaged`, `assigned`, `awaiting_approval`, `in_progress`, `awaiting_reader`,
+    /// `resolved` or `closed`.
     #[schema(example = "received")]
     pub status: String,
     /// `low`, `normal`, `high` or `urgent`.
@@ -129,7 +142,8 @@ pub struct CaseBody {
     pub proposal: Option<String>,
     pub reply: Option<String>,
     pub duplicate_of: Option<i64>,
-    /// Local deadline, `YYYY-MM-DD HH:MM`, on the working calendar.
+    /// Local deadline, `YYYY-MM-DD HH:MM`, on the working calendar. While the case awaits the
+    /// reader it stands still; the answer moves it later by the working time spent waiting.
     pub due_at: Option<String>,
     pub escalated: bool,
     pub created_at: String,
@@ -138,6 +152,13 @@ pub struct CaseBody {
     pub resolved_at: Option<String>,
     pub closed_at: Option<String>,
     pub rating: Option<RatingBody>,
+    /// While `awaiting_reader`: the question put to the reader.
+    pub question: Option<String>,
+    /// While `awaiting_reader`: the status the reader's answer (or withdrawing the question)
+    /// returns the case to.
+    pub resume_status: Option<String>,
+    /// While `awaiting_reader`: since when (local `YYYY-MM-DD HH:MM`) the deadline clock stopped.
+    pub awaiting_since: Option<String>,
     /// Send it back with every action; a stale one is refused with 409.
     pub version: i64,
     /// The history, oldest first (only on `GET /cases/{id}` and after an action).
@@ -160,7 +181,7 @@ pub struct RatingBody {
 pub struct CaseEventBody {
     pub id: i64,
     pub at: String,
-    /// User name, `portal` or `system`.
+    /// User name, `portal`, `reader` (an answer sent through the tracking page) or `system`.
     pub actor: String,
     #[schema(example = "triage")]
     pub action: String,
@@ -221,6 +242,9 @@ impl From<Case> for CaseBody {
             resolved_at: c.resolved_at,
             closed_at: c.closed_at,
             rating: c.rating.map(|r| RatingBody { satisfaction: r.satisfaction, recommend: r.recommend, comment: r.comment, at: r.at }),
+            question: c.question,
+            resume_status: c.resume_status.map(|s| s.code().to_string()),
+            awaiting_since: c.awaiting_since,
             version: c.version,
             events: None,
         }
@@ -311,6 +335,14 @@ pub enum ActionBody {
     },
     /// `resolved` or `closed` → `assigned`.
     Reopen { reason: String },
+    /// `received`, `assigned` or `in_progress` → `awaiting_reader`: a question (at most 2,000
+    /// characters) shown to the reader on the tracking page; the deadline clock stops.
+    RequestInfo { question: String },
+    /// `awaiting_reader` → the status the question was asked in, without an answer.
+    WithdrawQuestion {
+        #[serde(default)]
+        comment: Option<String>,
+    },
 }
 
 fn opt_text(v: Option<String>) -> Option<String> {
@@ -348,6 +380,8 @@ impl ActionBody {
             ActionBody::Resolve { reply } => CaseAction::Resolve { reply },
             ActionBody::Close { comment } => CaseAction::Close { comment: opt_text(comment) },
             ActionBody::Reopen { reason } => CaseAction::Reopen { reason },
+            ActionBody::RequestInfo { question } => CaseAction::RequestInfo { question },
+            ActionBody::WithdrawQuestion { comment } => CaseAction::WithdrawQuestion { comment: opt_text(comment) },
         };
         if let Err(e) = action.check() {
             for fe in e.0 {
@@ -635,7 +669,9 @@ pub async fn get_case(
 /// Each action needs its permission: `triage` cases.triage; `assign` cases.triage (or, to
 /// transfer an assigned case, cases.work in its department); `claim`, `propose`, `resolve`
 /// cases.work in its department; `approve`, `reject_proposal` cases.approve; `close`, `reopen`
-/// cases.triage or cases.work in its department.
+/// cases.triage or cases.work in its department; `request_info` (and `withdraw_question`)
+/// cases.triage on a received case, cases.work in its department on an assigned or in-progress
+/// one. The reader answers a question through the portal, not here.
 #[utoipa::path(
     post, path = "/api/v1/cases/{id}/actions", tag = "cases",
     params(("id" = i64, Path, description = "Case id")),

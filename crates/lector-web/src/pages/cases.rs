@@ -1,5 +1,6 @@
 //! Service case pages (服务工单): the queues, staff entry, a case with its history and the
-//! actions its status and the user's role allow, the service dashboard, and the case settings.
+//! actions its status and the user's role allow, the service dashboard, and the case settings
+//! (categories, workflows, service levels, the working calendar).
 //!
 //! Every handler checks its permission before it loads anything; who may do what to a case is
 //! decided in one place, [`crate::api::cases::may_act`], shared with the API.
@@ -16,11 +17,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use lector_domain::case::{CaseAction, CaseDraft, CaseKind, CaseStatus, Priority, TriageOutcome, WorkCalendar, Workflow};
+use lector_domain::case::{
+    CaseAction, CaseDraft, CaseKind, CaseStatus, Priority, ServiceLevels, TriageOutcome, WorkCalendar, Workflow, MAX_QUESTION,
+    MAX_SERVICE_HOURS,
+};
 use lector_domain::reader::parse_date;
 use lector_domain::role::Permission;
 use lector_domain::{FieldErrors, Msg};
-use lector_store::cases::{Case, CaseCategory, CaseQuery, CaseSource};
+use lector_store::cases::{Case, CaseCategory, CaseQuery, CaseSource, READER_ACTOR};
 use lector_store::config::Department;
 use lector_store::{Page, StoreError};
 use serde::Deserialize;
@@ -35,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/cases", get(settings))
         .route("/admin/cases/categories", post(add_category))
         .route("/admin/cases/workflow", post(save_workflow))
+        .route("/admin/cases/service-levels", post(save_service_levels))
         .route("/admin/cases/calendar", post(save_calendar))
 }
 
@@ -91,13 +96,14 @@ impl DeadlineClock {
         Ok(DeadlineClock { now, near_until: calendar.add_working_hours(now, NEAR_WORKING_HOURS) })
     }
 
-    /// (overdue, due within the next [`NEAR_WORKING_HOURS`] working hours) for an open case.
+    /// (overdue, due within the next [`NEAR_WORKING_HOURS`] working hours) for an open case
+    /// whose clock runs (not one awaiting the reader).
     fn state(&self, c: &Case) -> (bool, bool) {
         self.state_of(c.due_at.as_deref(), c.status)
     }
 
     fn state_of(&self, due_at: Option<&str>, status: CaseStatus) -> (bool, bool) {
-        let open = !matches!(status, CaseStatus::Resolved | CaseStatus::Closed);
+        let open = !matches!(status, CaseStatus::AwaitingReader | CaseStatus::Resolved | CaseStatus::Closed);
         match due_at.and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M").ok()) {
             Some(due) if open => (due < self.now, due >= self.now && due <= self.near_until),
             _ => (false, false),
@@ -425,6 +431,9 @@ fn event_label(action: &str) -> (&'static str, &'static str) {
         "close" => ("关闭", "Closed"),
         "reopen" => ("重新打开", "Reopened"),
         "rate" => ("读者评价", "Rated"),
+        "request_info" => ("请读者补充", "Asked the reader"),
+        "reader_reply" => ("读者补充信息", "Reader answered"),
+        "withdraw_question" => ("撤回提问", "Question withdrawn"),
         "escalate" => ("超时升级", "Escalated"),
         _ => ("其他", "Other"),
     }
@@ -441,11 +450,22 @@ pub struct Forms {
     pub resolve: bool,
     pub close: bool,
     pub reopen: bool,
+    pub request_info: bool,
+    pub withdraw: bool,
 }
 
 impl Forms {
     fn any(&self) -> bool {
-        self.triage || self.assign || self.claim || self.propose || self.approve || self.resolve || self.close || self.reopen
+        self.triage
+            || self.assign
+            || self.claim
+            || self.propose
+            || self.approve
+            || self.resolve
+            || self.close
+            || self.reopen
+            || self.request_info
+            || self.withdraw
     }
 }
 
@@ -470,6 +490,8 @@ fn forms_for(user: &lector_store::auth::User, c: &Case) -> Forms {
         resolve: s == InProgress && may(CaseAction::Resolve { reply: text() }),
         close: s == Resolved && may(CaseAction::Close { comment: None }),
         reopen: matches!(s, Resolved | Closed) && may(CaseAction::Reopen { reason: text() }),
+        request_info: lector_domain::case::ASKS_FROM.contains(&s) && may(CaseAction::RequestInfo { question: text() }),
+        withdraw: s == AwaitingReader && may(CaseAction::WithdrawQuestion { comment: None }),
     }
 }
 
@@ -489,6 +511,7 @@ struct ActPost {
     solution: Option<String>,
     reply: Option<String>,
     reason: Option<String>,
+    question: Option<String>,
 }
 
 #[derive(Template)]
@@ -511,6 +534,9 @@ struct DetailPage {
     priorities: Vec<Opt>,
     categories: Vec<Opt>,
     departments: Vec<Opt>,
+    /// The status the case returns to when the reader answers (while awaiting the reader).
+    resume_status: String,
+    max_question: usize,
     /// The form that failed, its values and its errors.
     failed: String,
     posted: ActPost,
@@ -602,7 +628,7 @@ async fn detail_page(
                 let (zh, en) = event_label(&e.action);
                 EventRow {
                     at: local_time(&e.at),
-                    actor: e.actor.clone(),
+                    actor: if e.actor == READER_ACTOR { l.pick("读者", "the reader").to_string() } else { e.actor.clone() },
                     action: e.action.clone(),
                     action_label: l.pick(zh, en).to_string(),
                     from: e.from.map(|s| l.msg(&s.label())).unwrap_or_default(),
@@ -612,6 +638,8 @@ async fn detail_page(
             })
             .collect(),
         forms: forms_for(&staff.user, &c),
+        resume_status: c.resume_status.map(|s| l.msg(&s.label())).unwrap_or_default(),
+        max_question: MAX_QUESTION,
         can_see_readers: staff.can(Permission::ReadersView),
         outcomes: TriageOutcome::ALL
             .iter()
@@ -676,6 +704,8 @@ fn action_body(f: &ActPost, l: Lang) -> Result<Result<ActionBody, FieldErrors>, 
         "resolve" => ActionBody::Resolve { reply: t(&f.reply) },
         "close" => ActionBody::Close { comment: f.comment.clone() },
         "reopen" => ActionBody::Reopen { reason: t(&f.reason) },
+        "request_info" => ActionBody::RequestInfo { question: t(&f.question) },
+        "withdraw_question" => ActionBody::WithdrawQuestion { comment: f.comment.clone() },
         _ => return Err(bad_form("未知的工单操作", "unknown case action", l)),
     };
     Ok(Ok(body))
@@ -725,6 +755,8 @@ fn probe(action: &str) -> CaseAction {
         "resolve" => CaseAction::Resolve { reply: s() },
         "close" => CaseAction::Close { comment: None },
         "reopen" => CaseAction::Reopen { reason: s() },
+        "request_info" => CaseAction::RequestInfo { question: s() },
+        "withdraw_question" => CaseAction::WithdrawQuestion { comment: None },
         _ => CaseAction::Claim,
     }
 }
@@ -884,6 +916,14 @@ pub struct WorkflowRow {
     pub auto_close_days: u32,
 }
 
+/// One kind's service levels in working hours, most urgent first, with the defaults beside.
+pub struct LevelRow {
+    pub kind: String,
+    pub kind_code: &'static str,
+    /// (priority code, priority label, hours, default hours)
+    pub levels: Vec<(&'static str, String, String, u32)>,
+}
+
 pub struct CategoryRow {
     pub kind: String,
     pub code: String,
@@ -898,6 +938,8 @@ struct SettingsForms {
     category: CategoryPost,
     calendar: Option<CalendarPost>,
     workflow_kind: String,
+    /// The service-level form that failed and what it sent.
+    levels: Option<LevelsPost>,
 }
 
 #[derive(Template)]
@@ -906,6 +948,8 @@ struct SettingsPage {
     ctx: Ctx,
     categories: Vec<CategoryRow>,
     workflows: Vec<WorkflowRow>,
+    levels: Vec<LevelRow>,
+    max_service_hours: u32,
     kinds: Vec<Opt>,
     day_start: String,
     day_end: String,
@@ -930,7 +974,18 @@ impl SettingsPage {
             None
         }
     }
+
+    fn level_err(&self, kind: &str, field: &str) -> Option<String> {
+        if self.forms.levels.as_ref().is_some_and(|f| f.kind == kind) {
+            self.err("levels", field)
+        } else {
+            None
+        }
+    }
 }
+
+/// The most urgent priority first, as the service-level table shows them.
+const PRIORITIES: [Priority; 4] = [Priority::Urgent, Priority::High, Priority::Normal, Priority::Low];
 
 async fn settings(State(state): State<AppState>, staff: Staff, Query(q): Query<FlashParam>) -> Result<Response, PageError> {
     staff.require(Permission::CasesConfigure)?;
@@ -952,6 +1007,23 @@ async fn settings_page(state: &AppState, staff: &Staff, flash: Option<&str>, for
             kind_code: k.code(),
             requires_approval: w.requires_approval,
             auto_close_days: w.auto_close_days,
+        });
+    }
+    let mut levels = Vec::new();
+    for k in CaseKind::ALL {
+        let current = state.store.service_levels(*k).await.map_err(store_err(l))?;
+        let defaults = ServiceLevels::default_for(*k);
+        let posted = forms.levels.as_ref().filter(|f| f.kind == k.code());
+        levels.push(LevelRow {
+            kind: l.msg(&k.label()),
+            kind_code: k.code(),
+            levels: PRIORITIES
+                .iter()
+                .map(|p| {
+                    let shown = posted.map(|f| f.get(*p).to_string()).unwrap_or_else(|| current.hours(*p).to_string());
+                    (p.code(), l.msg(&p.label()), shown, defaults.hours(*p))
+                })
+                .collect(),
         });
     }
     let cal = state.store.work_calendar().await.map_err(store_err(l))?;
@@ -978,6 +1050,8 @@ async fn settings_page(state: &AppState, staff: &Staff, flash: Option<&str>, for
             })
             .collect(),
         workflows,
+        levels,
+        max_service_hours: MAX_SERVICE_HOURS,
         kinds: CaseKind::ALL
             .iter()
             .map(|k| Opt { value: k.code().into(), label: l.msg(&k.label()), selected: k.code() == selected_kind })
@@ -1060,6 +1134,65 @@ async fn save_workflow(State(state): State<AppState>, staff: Staff, Form(f): For
     let wf = Workflow { requires_approval: matches!(f.requires_approval.as_deref(), Some("on" | "true" | "1")), auto_close_days: days };
     state.store.set_workflow(&staff.actor(), kind, wf).await.map_err(store_err(staff.lang))?;
     Ok(see_other("/admin/cases?flash=saved"))
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+struct LevelsPost {
+    csrf: Option<String>,
+    kind: String,
+    urgent: String,
+    high: String,
+    normal: String,
+    low: String,
+}
+
+impl LevelsPost {
+    fn get(&self, p: Priority) -> &str {
+        match p {
+            Priority::Urgent => &self.urgent,
+            Priority::High => &self.high,
+            Priority::Normal => &self.normal,
+            Priority::Low => &self.low,
+        }
+    }
+}
+
+/// Sets one kind's service levels; cases already triaged keep their deadlines.
+async fn save_service_levels(State(state): State<AppState>, staff: Staff, Form(f): Form<LevelsPost>) -> Result<Response, PageError> {
+    staff.require(Permission::CasesConfigure)?;
+    staff.check_csrf(f.csrf.as_deref())?;
+    let mut errs = FieldErrors::default();
+    let kind = errs.take("kind", CaseKind::parse(&f.kind));
+    let mut hours = [0u32; 4];
+    for (i, p) in PRIORITIES.iter().enumerate() {
+        let raw = f.get(*p).trim();
+        match raw.parse::<u32>() {
+            Ok(h) => hours[i] = h,
+            Err(_) => errs.push(
+                p.code(),
+                Msg::new(
+                    format!("“{}”的时限应为工作小时数（整数），而不是“{raw}”", p.label().zh),
+                    format!("the {} service level is a whole number of working hours, not '{raw}'", p.code()),
+                ),
+            ),
+        }
+    }
+    let levels = ServiceLevels { urgent: hours[0], high: hours[1], normal: hours[2], low: hours[3] };
+    if errs.is_empty() {
+        if let Err(e) = levels.check() {
+            errs = e;
+        }
+    }
+    let failed = |errors: FieldErrors, f: LevelsPost| SettingsForms { failed: "levels", errors, levels: Some(f), ..Default::default() };
+    let (Some(kind), true) = (kind, errs.is_empty()) else {
+        return settings_page(&state, &staff, None, failed(errs, f)).await;
+    };
+    match state.store.set_service_levels(&staff.actor(), kind, levels).await {
+        Ok(()) => Ok(see_other("/admin/cases?flash=saved")),
+        Err(StoreError::Invalid(errors)) => settings_page(&state, &staff, None, failed(errors, f)).await,
+        Err(e) => Err(PageError(e.into(), staff.lang)),
+    }
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]
@@ -1157,5 +1290,8 @@ mod tests {
         assert_eq!(clock.state_of(Some("2026-11-27 15:00"), CaseStatus::InProgress), (true, false));
         assert_eq!(clock.state_of(Some("2026-11-27 15:00"), CaseStatus::Resolved), (false, false));
         assert_eq!(clock.state_of(None, CaseStatus::Received), (false, false));
+        // Awaiting the reader, the clock is stopped: never overdue, never near.
+        assert_eq!(clock.state_of(Some("2026-11-27 15:00"), CaseStatus::AwaitingReader), (false, false));
+        assert_eq!(clock.state_of(Some("2026-11-30 15:00"), CaseStatus::AwaitingReader), (false, false));
     }
 }

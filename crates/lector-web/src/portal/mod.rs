@@ -2,13 +2,15 @@
 //!
 //! A reader files a suggestion, complaint, inquiry, purchase request or praise and gets a
 //! tracking link (`/portal/track/{token}`, shown once: the token is a secret the store keeps
-//! only as a hash) to follow the case, read the library's reply and rate it.
+//! only as a hash) to follow the case, answer a question the library asks about it, read the
+//! library's reply and rate it.
 //!
 //! The public forms are protected by a double-submit CSRF cookie (like the sign-in form), a
-//! hidden random idempotency key (a double submit files one case), and an in-memory limit of
-//! [`SUBMIT_LIMIT`] new cases per client address per [`SUBMIT_WINDOW`]. The address is the TCP
-//! peer (`ConnectInfo`); without one (in-process tests) every request counts as `local`.
-//! Forwarded-for headers are not trusted: behind a reverse proxy all readers share its address.
+//! hidden random idempotency key (a double submit files one case, or records one answer), and
+//! an in-memory limit of [`SUBMIT_LIMIT`] new cases, and separately as many answers, per client
+//! address per [`SUBMIT_WINDOW`]. The address is the TCP peer (`ConnectInfo`); without one
+//! (in-process tests) every request counts as `local`. Forwarded-for headers are not trusted:
+//! behind a reverse proxy all readers share its address.
 //!
 //! Signed-in readers seeing their own cases need reader accounts, which do not exist yet.
 
@@ -29,7 +31,7 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
-use lector_domain::case::{CaseDraft, CaseKind, CaseStatus, RatingDraft};
+use lector_domain::case::{CaseDraft, CaseKind, CaseStatus, RatingDraft, MAX_QUESTION};
 use lector_domain::{FieldErrors, Msg};
 use lector_store::cases::{Case, CaseEvent, CaseSource};
 use lector_store::{Actor, StoreError};
@@ -54,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/new", get(new_form).post(submit))
         .route("/portal/track/{token}", get(track))
         .route("/portal/track/{token}/rate", post(rate))
+        .route("/portal/track/{token}/reply", post(reply))
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -417,13 +420,15 @@ fn plain_status(status: CaseStatus) -> (&'static str, Msg) {
         CaseStatus::Triaged | CaseStatus::Assigned | CaseStatus::AwaitingApproval | CaseStatus::InProgress => {
             ("in_progress", Msg::new("处理中", "In progress"))
         }
+        CaseStatus::AwaitingReader => ("awaiting_reader", Msg::new("需要您补充信息", "We need more information from you")),
         CaseStatus::Resolved => ("resolved", Msg::new("已答复", "Answered")),
         CaseStatus::Closed => ("closed", Msg::new("已办结", "Closed")),
     }
 }
 
 /// The reader's view of the history: received, in progress (once per stretch of internal work),
-/// answered with the reply, reopened, rated, closed.
+/// a question for the reader and the reader's answer, answered with the reply, reopened, rated,
+/// closed. Staff comments (including why a question was withdrawn) are never shown.
 fn public_steps(l: Lang, case: &Case, events: &[CaseEvent]) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     let last_resolve = events.iter().rposition(|e| e.action == "resolve");
@@ -447,6 +452,9 @@ fn public_steps(l: Lang, case: &Case, events: &[CaseEvent]) -> Vec<Step> {
                 ("resolved", Msg::new("图书馆已答复", "The library replied"), reply)
             }
             "reopen" => ("in_progress", Msg::new("重新处理中", "Reopened; we are working on it again"), None),
+            "request_info" => ("question", Msg::new("图书馆请您补充信息", "The library asked you for more information"), e.comment.clone()),
+            "reader_reply" => ("answered", Msg::new("您已补充信息", "You answered"), e.comment.clone()),
+            "withdraw_question" => ("in_progress", Msg::new("无需再补充，继续处理", "No answer needed any more; we carry on"), None),
             "rate" => ("rated", Msg::new("您已评价", "You rated the answer"), None),
             "close" => ("closed", Msg::new("已办结", "Closed"), None),
             _ => continue,
@@ -480,6 +488,11 @@ struct TrackPage {
     status_text: String,
     steps: Vec<Step>,
     reply: Option<String>,
+    /// The open question to the reader, and the answer form's entries (kept on an error).
+    question: Option<String>,
+    answer: String,
+    answer_key: String,
+    max_answer: usize,
     can_rate: bool,
     rating: Option<lector_store::cases::Rating>,
     /// The rating form's entries, kept on an error.
@@ -528,6 +541,7 @@ pub struct RateForm {
 
 struct TrackExtra<'a> {
     form: Option<&'a RateForm>,
+    answer: Option<&'a ReplyForm>,
     errors: FieldErrors,
     general: Option<String>,
     flash: Option<String>,
@@ -562,6 +576,10 @@ async fn track_page(state: &AppState, l: Lang, headers: &HeaderMap, token: &str,
         status_text: l.msg(&status_text),
         steps: public_steps(l, &case, &events),
         reply: case.reply.clone(),
+        question: case.question.clone().filter(|_| case.status == CaseStatus::AwaitingReader),
+        answer: s(extra.answer.map(|f| &f.text)),
+        answer_key: extra.answer.and_then(|f| f.key.clone()).filter(|k| valid_key(k)).unwrap_or_else(|| random_hex(16)),
+        max_answer: MAX_QUESTION,
         can_rate: case.status == CaseStatus::Resolved && case.rating.is_none(),
         rating: case.rating.clone(),
         satisfaction: s(extra.form.map(|f| &f.satisfaction)),
@@ -578,10 +596,11 @@ async fn track(State(state): State<AppState>, headers: HeaderMap, Path(token): P
     let l = Lang::from_headers(&headers);
     let flash = match q.flash.as_deref() {
         Some("rated") => Some(l.pick("感谢您的评价！", "Thank you for your rating!").to_string()),
+        Some("answered") => Some(l.pick("已收到您补充的信息，我们会继续处理。", "Thank you; we received your answer and carry on.").to_string()),
         _ => None,
     };
-    track_page(&state, l, &headers, &token, TrackExtra { form: None, errors: FieldErrors::default(), general: None, flash }, StatusCode::OK)
-        .await
+    let extra = TrackExtra { form: None, answer: None, errors: FieldErrors::default(), general: None, flash };
+    track_page(&state, l, &headers, &token, extra, StatusCode::OK).await
 }
 
 fn parse_rating(f: &RateForm) -> Result<RatingDraft, FieldErrors> {
@@ -622,8 +641,13 @@ async fn rate(
     if !plausible_token(&token) {
         return invalid_link(l);
     }
-    let extra =
-        |errors: FieldErrors, general: Option<Msg>| TrackExtra { form: Some(&f), errors, general: general.map(|m| l.msg(&m)), flash: None };
+    let extra = |errors: FieldErrors, general: Option<Msg>| TrackExtra {
+        form: Some(&f),
+        answer: None,
+        errors,
+        general: general.map(|m| l.msg(&m)),
+        flash: None,
+    };
     if !csrf_ok(&headers, f.csrf.as_deref()) {
         let m = Msg::new("表单已过期，请重新提交评价。", "The form expired; please send your rating again.");
         return track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::BAD_REQUEST).await;
@@ -650,6 +674,88 @@ async fn rate(
         Ok(_) => private(see_other(&format!("/portal/track/{token}?flash=rated")), None, state.secure_cookies),
         Err(StoreError::NotFound) => invalid_link(l),
         Err(StoreError::Conflict(m)) => {
+            track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await
+        }
+        Err(StoreError::Invalid(errors)) => {
+            track_page(&state, l, &headers, &token, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => error_page(AppError::from(e), l),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReplyForm {
+    text: Option<String>,
+    key: Option<String>,
+    csrf: Option<String>,
+}
+
+/// The reader answers the library's question: the case goes back to work and its deadline moves
+/// later by the working time spent waiting. A form sent twice records one answer.
+async fn reply(
+    State(state): State<AppState>,
+    Extension(guard): Extension<Arc<PortalGuard>>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    form: Result<Form<ReplyForm>, FormRejection>,
+) -> Response {
+    let l = Lang::from_headers(&headers);
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(r) => return form_rejection(l, r),
+    };
+    if !plausible_token(&token) {
+        return invalid_link(l);
+    }
+    let extra = |errors: FieldErrors, general: Option<Msg>| TrackExtra {
+        form: None,
+        answer: Some(&f),
+        errors,
+        general: general.map(|m| l.msg(&m)),
+        flash: None,
+    };
+    if !csrf_ok(&headers, f.csrf.as_deref()) {
+        let m = Msg::new("表单已过期，请检查内容后重新提交。", "The form expired; check your answer and send it again.");
+        return track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::BAD_REQUEST).await;
+    }
+    // Answers have their own quota per address, apart from new cases.
+    let client = format!("answer:{}", origin(&extensions));
+    if let Err(wait) = guard.check(&client) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return message_page(
+            l,
+            StatusCode::TOO_MANY_REQUESTS,
+            Msg::new("提交过于频繁", "Too many answers"),
+            Msg::new(
+                format!("同一网络地址 {} 分钟内最多提交 {SUBMIT_LIMIT} 次补充信息。请约 {minutes} 分钟后再试。", SUBMIT_WINDOW.as_secs() / 60),
+                format!(
+                    "At most {SUBMIT_LIMIT} answers per {} minutes from one network address. Please try again in about {minutes} minute(s).",
+                    SUBMIT_WINDOW.as_secs() / 60
+                ),
+            ),
+        );
+    }
+    let mut errors = FieldErrors::default();
+    too_long(&mut errors, "text", &f.text, MAX_QUESTION);
+    if blank(&f.text) {
+        errors.push("text", Msg::new("请填写您要补充的信息", "please write your answer"));
+    }
+    if !errors.is_empty() {
+        return track_page(&state, l, &headers, &token, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let key = f.key.clone().filter(|k| valid_key(k));
+    match state.store.answer_case_question(&token, f.text.as_deref().unwrap_or_default(), key.as_deref()).await {
+        Ok(_) => {
+            guard.record_submission(&client);
+            private(see_other(&format!("/portal/track/{token}?flash=answered")), None, state.secure_cookies)
+        }
+        Err(StoreError::NotFound) => invalid_link(l),
+        Err(StoreError::Conflict(_)) => {
+            let m = Msg::new(
+                "图书馆目前没有需要您补充的问题（可能已收到您的回答，或问题已撤回）。",
+                "The library has no open question for you (your answer may have arrived already, or the question was withdrawn).",
+            );
             track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await
         }
         Err(StoreError::Invalid(errors)) => {

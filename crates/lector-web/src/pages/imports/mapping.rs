@@ -227,7 +227,7 @@ async fn show(
         (Some(p), _) => match Profile::from_toml(&p.toml) {
             Ok(profile) => Some(profile),
             Err(m) => {
-                error.get_or_insert_with(|| format!("{}{}", l.pick("映射方案有误：", "The mapping profile is wrong: "), l.msg(&m)));
+                error.get_or_insert_with(|| l.msg(&m));
                 None
             }
         },
@@ -349,12 +349,12 @@ async fn submit(
     let toml = match chosen_toml(&posted, &sample.headers) {
         Ok(t) => t,
         Err(m) => {
-            let e = format!("{}{}", l.pick("映射方案有误：", "The mapping profile is wrong: "), l.msg(&m));
+            let e = l.msg(&m);
             return page(&state, &staff, upload, Some(&sample), again(e, posted.toml.clone())).await;
         }
     };
     if let Err(m) = uploads::check_profile(&state, &toml, &sample.headers).await.map_err(|e| PageError(e, l))? {
-        let e = format!("{}{}", l.pick("映射方案有误：", "The mapping profile is wrong: "), l.msg(&m));
+        let e = l.msg(&m);
         return page(&state, &staff, upload, Some(&sample), again(e, toml)).await;
     }
     if posted.settings.source.is_empty() {

@@ -89,7 +89,7 @@ async fn save(State(state): State<AppState>, staff: Staff, Form(f): Form<SaveFor
         return page(&state, &staff, name, toml, Some(e), None).await;
     }
     if let Err(m) = Profile::from_toml(&toml) {
-        let e = format!("{}{}", l.pick("映射方案有误：", "The mapping profile is wrong: "), l.msg(&m));
+        let e = l.msg(&m);
         return page(&state, &staff, name, toml, Some(e), None).await;
     }
     match state.store.save_mapping_profile(&staff.actor(), &name, &toml).await {
