@@ -55,6 +55,12 @@ code_enum!(
 /// `20240901` or `2024年9月1日`.
 pub fn parse_date(raw: &str) -> Result<NaiveDate, Msg> {
     let v = text::clean(raw);
+    // `2024-09-01` needs no rewriting and no format string.
+    if let Ok(d) = v.parse::<NaiveDate>() {
+        if (1900..=2200).contains(&chrono::Datelike::year(&d)) {
+            return Ok(d);
+        }
+    }
     let normalized = v.replace(['/', '.'], "-").replace(['年', '月'], "-").replace('日', "");
     let parsed = NaiveDate::parse_from_str(&normalized, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(&normalized, "%Y%m%d"));
     match parsed {

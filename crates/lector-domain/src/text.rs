@@ -7,6 +7,10 @@ use unicode_normalization::UnicodeNormalization;
 /// input methods often produce them) and trims surrounding white space, including the
 /// ideographic space U+3000.
 pub fn clean(input: &str) -> String {
+    // Most text is already normalised (all ASCII is); skipping the rewrite keeps imports fast.
+    if input.is_ascii() || unicode_normalization::is_nfkc_quick(input.chars()) == unicode_normalization::IsNormalized::Yes {
+        return input.trim().to_string();
+    }
     input.nfkc().collect::<String>().trim().to_string()
 }
 

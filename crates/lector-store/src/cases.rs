@@ -713,7 +713,8 @@ impl Store {
     /// reader is told of the steps that matter through the case's tracking page (and messages
     /// once they exist).
     ///
-    /// Asking the reader (`request_info`) stops the deadline clock; the reader's answer
+    /// Asking the reader (`request_info`, only on portal cases: the question is shown on the
+    /// tracking page) stops the deadline clock; the reader's answer
     /// ([`Store::answer_case_question`]) or `withdraw_question` returns the case to the status it
     /// was asked in and moves the deadline later by the working time spent waiting.
     ///
@@ -969,6 +970,15 @@ impl Store {
                 comment = Some(text);
             }
             CaseAction::RequestInfo { question } => {
+                if before.source != CaseSource::Portal {
+                    return Err(StoreError::Conflict(Msg::new(
+                        format!("工单 {} 不是读者在门户提交的，读者没有跟踪页面，看不到问题；请直接联系读者", before.number),
+                        format!(
+                            "case {} was not filed on the portal, so the reader has no tracking page to see a question; contact the reader directly",
+                            before.number
+                        ),
+                    )));
+                }
                 c.question = Some(text::prose(question));
                 c.resume_status = Some(before.status);
                 paused_local = Some(local_text(local));

@@ -70,6 +70,9 @@ case_scenarios!(
     escalation_happens_once_per_case_even_concurrently,
     unrated_cases_close_after_the_waiting_period,
     service_stats_on_a_known_set,
+    service_levels_are_configured_per_kind,
+    asking_the_reader_stops_the_clock_until_the_answer,
+    answers_are_idempotent_and_refused_without_a_question,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1651,7 +1654,7 @@ mod case_scenario {
     use lector_store::cases::{Case, CaseQuery, CaseSource};
     use lector_store::config::NamedInput;
     use lector_store::domain::case::{
-        CaseAction, CaseInput, CaseKind, CaseStatus, Priority, RatingDraft, TriageOutcome, WorkCalendar, Workflow,
+        CaseAction, CaseInput, CaseKind, CaseStatus, Priority, RatingDraft, ServiceLevels, TriageOutcome, WorkCalendar, Workflow,
     };
 
     fn case_input(kind: CaseKind, subject: &str) -> CaseInput {
@@ -2310,5 +2313,231 @@ mod case_scenario {
         assert_eq!(store.service_stats(now, now).await.unwrap().total, before.total + 1);
         let yesterday = now.pred_opt().unwrap();
         assert_eq!(store.service_stats_cached(yesterday, now).await.unwrap().total, before.total + 1);
+    }
+
+    fn local_text(t: chrono::NaiveDateTime) -> String {
+        t.format("%Y-%m-%d %H:%M").to_string()
+    }
+
+    fn local(v: &str) -> chrono::NaiveDateTime {
+        chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{v}: {e}"))
+    }
+
+    fn ask(question: &str) -> CaseAction {
+        CaseAction::RequestInfo { question: question.into() }
+    }
+
+    /// Sets a case's deadline and the moment its clock stopped, to known local times.
+    async fn set_clock(id: i64, due: &str, paused: &str) {
+        let pool = common::raw_pool().await;
+        sqlx::query("UPDATE cases SET due_at = $1, paused_local = $2 WHERE id = $3").bind(due).bind(paused).bind(id).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    // C8 ---------------------------------------------------------------------------------------
+    pub async fn service_levels_are_configured_per_kind(store: Store) {
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        for &kind in CaseKind::ALL {
+            assert_eq!(store.service_levels(kind).await.unwrap(), ServiceLevels::default_for(kind));
+        }
+        let (early, _) = file(&store, CaseKind::Complaint, "早先的投诉").await;
+        let early = act(&store, &clerk, &early, accept(None, Priority::Normal)).await;
+
+        let audits = audit_count(&store).await;
+        let quick = ServiceLevels { urgent: 2, high: 4, normal: 6, low: 8 };
+        store.set_service_levels(&actor(), CaseKind::Complaint, quick).await.unwrap();
+        assert_eq!(store.service_levels(CaseKind::Complaint).await.unwrap(), quick);
+        assert_eq!(store.service_levels(CaseKind::Inquiry).await.unwrap(), ServiceLevels::default_for(CaseKind::Inquiry));
+        let trail = store.audit_trail("settings", "case.service_levels.complaint").await.unwrap();
+        assert_eq!(trail.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["settings.case_service_levels"]);
+        assert_eq!(audit_count(&store).await, audits + 1);
+        // Refused levels change nothing and name the priority.
+        let zero = ServiceLevels { urgent: 0, ..quick };
+        assert_eq!(field_names(&invalid(store.set_service_levels(&actor(), CaseKind::Complaint, zero).await)), set(["urgent"]));
+        let swapped = ServiceLevels { urgent: 9, ..quick };
+        assert_eq!(field_names(&invalid(store.set_service_levels(&actor(), CaseKind::Complaint, swapped).await)), set(["urgent"]));
+        assert_eq!(store.service_levels(CaseKind::Complaint).await.unwrap(), quick);
+        assert_eq!(audit_count(&store).await, audits + 1);
+
+        // The case triaged before keeps its deadline; the next one gets the configured level,
+        // another kind its default.
+        assert_eq!(store.case(early.id).await.unwrap().due_at, early.due_at);
+        let cal = WorkCalendar::standard();
+        for (kind, hours) in [(CaseKind::Complaint, 6), (CaseKind::Inquiry, 16)] {
+            let (c, _) = file(&store, kind, "之后的工单").await;
+            let before = local_now() - chrono::Duration::minutes(1);
+            let c = act(&store, &clerk, &c, accept(None, Priority::Normal)).await;
+            let after = local_now() + chrono::Duration::minutes(1);
+            let due = local(c.due_at.as_deref().unwrap());
+            let (lo, hi) = (cal.add_working_hours(before, hours), cal.add_working_hours(after, hours));
+            assert!(lo <= due && due <= hi, "{kind:?}: {lo} <= {due} <= {hi}");
+        }
+    }
+
+    // C9 ---------------------------------------------------------------------------------------
+    pub async fn asking_the_reader_stops_the_clock_until_the_answer(store: Store) {
+        dept(&store, "circulation").await;
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        let worker = member(&store, "zhao", Role::Department, Some("circulation")).await;
+        let (c, token) = file(&store, CaseKind::Complaint, "座位被占").await;
+
+        // Before triage: no deadline yet, so nothing to move; the answer returns it to received.
+        let asked = act(&store, &clerk, &c, ask("请问是哪一层的座位？")).await;
+        assert_eq!(
+            (asked.status, asked.resume_status, asked.question.as_deref()),
+            (CaseStatus::AwaitingReader, Some(CaseStatus::Received), Some("请问是哪一层的座位？"))
+        );
+        assert!(asked.awaiting_since.is_some() && asked.due_at.is_none() && asked.first_response_at.is_some());
+        assert_eq!(store.case_by_token(&token).await.unwrap().question.as_deref(), Some("请问是哪一层的座位？"));
+        let answered = store.answer_case_question(&token, "  三楼东侧，\n晚上七点以后。 ", None).await.unwrap();
+        assert_eq!(
+            (answered.status, answered.resume_status, answered.question.clone(), answered.awaiting_since.clone(), answered.due_at.clone()),
+            (CaseStatus::Received, None, None, None, None)
+        );
+        assert_eq!(answered.version, asked.version + 1);
+        let last = store.case_events(c.id).await.unwrap().pop().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.actor.as_str(), last.from, last.to, last.comment.as_deref()),
+            ("reader_reply", "reader", Some(CaseStatus::AwaitingReader), CaseStatus::Received, Some("三楼东侧，\n晚上七点以后。"))
+        );
+        // The librarian who asked is told.
+        assert_eq!(store.unread_notifications(clerk.user_id.unwrap()).await.unwrap(), 1);
+        let n = store.notifications(clerk.user_id.unwrap(), true, 5).await.unwrap();
+        assert!(n[0].text_en.contains("answered your question") && n[0].link.as_deref() == Some(&*format!("/cases/{}", c.id)), "{n:?}");
+
+        // Assigned: the department asks; while it waits the case is neither overdue nor escalated.
+        let c = act(&store, &clerk, &answered, accept(None, Priority::Urgent)).await;
+        let c = act(&store, &clerk, &c, assign("circulation")).await;
+        let c = act(&store, &worker, &c, CaseAction::Claim).await;
+        let asked = act(&store, &worker, &c, ask("能否提供座位号？")).await;
+        assert_eq!((asked.resume_status, asked.assignee.as_deref()), (Some(CaseStatus::Assigned), Some("zhao")));
+        let now = local_now();
+        let paused = local_text(now - chrono::Duration::days(3));
+        set_clock(c.id, "2020-01-06 10:00", &paused).await;
+        let q_overdue = CaseQuery { overdue_at: Some(now), ..q() };
+        assert!(numbers(&store, q_overdue.clone()).await.is_empty(), "a waiting case is not overdue");
+        assert_eq!(store.escalate_overdue_cases(now).await.unwrap(), 0, "nor escalated");
+        assert_eq!(store.cases(&CaseQuery { open_only: true, department: Some("circulation".into()), ..q() }).await.unwrap().total, 1);
+
+        // The answer restarts the clock: the deadline moves later by the working time waited.
+        let cal = WorkCalendar::standard();
+        let before = local_now();
+        let answered = store.answer_case_question(&token, "A-312", None).await.unwrap();
+        let after = local_now() + chrono::Duration::minutes(1);
+        assert_eq!((answered.status, answered.assignee.as_deref()), (CaseStatus::Assigned, Some("zhao")));
+        let due = local(answered.due_at.as_deref().unwrap());
+        let moved = |to: chrono::NaiveDateTime| cal.add_working_time(local("2020-01-06 10:00"), cal.working_time_between(local(&paused), to));
+        let (lo, hi) = (moved(before - chrono::Duration::minutes(1)), moved(after));
+        assert!(lo <= due && due <= hi, "{lo} <= {due} <= {hi}");
+        assert!(due > local("2020-01-06 10:00"), "three days contain working time whatever the weekday");
+        let trail = store.audit_trail("case", &c.id.to_string()).await.unwrap();
+        let last = trail.last().unwrap();
+        assert_eq!((last.action.as_str(), last.actor_name.as_str()), ("case.reader_reply", "portal"));
+        assert!(last.summary.contains("deadline 2020-01-06 10:00 →"), "{}", last.summary);
+        // Now it runs again (and is long overdue).
+        assert_eq!(numbers(&store, q_overdue).await, ["座位被占"]);
+
+        // In progress: asked, then withdrawn by staff; the deadline moves the same way.
+        let c = act(&store, &worker, &answered, propose()).await;
+        let c = act(&store, &clerk, &c, CaseAction::Approve { comment: None }).await;
+        let asked = act(&store, &worker, &c, ask("还需要吗？")).await;
+        set_clock(c.id, "2020-01-06 10:00", &local_text(local_now() - chrono::Duration::days(3))).await;
+        let asked = store.case(asked.id).await.unwrap();
+        let back = act(&store, &worker, &asked, CaseAction::WithdrawQuestion { comment: Some("读者已来电说明".into()) }).await;
+        assert_eq!((back.status, back.question.clone()), (CaseStatus::InProgress, None));
+        assert!(local(back.due_at.as_deref().unwrap()) > local("2020-01-06 10:00"));
+        let last = store.case_events(c.id).await.unwrap().pop().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.actor.as_str(), last.comment.as_deref()),
+            ("withdraw_question", "zhao", Some("读者已来电说明 (question: 还需要吗？)"))
+        );
+        let c = act(&store, &worker, &back, resolve()).await;
+        assert_eq!(c.status, CaseStatus::Resolved);
+        let events = store.case_events(c.id).await.unwrap();
+        let steps: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            steps,
+            [
+                "create",
+                "request_info",
+                "reader_reply",
+                "triage",
+                "assign",
+                "claim",
+                "request_info",
+                "reader_reply",
+                "propose",
+                "approve",
+                "request_info",
+                "withdraw_question",
+                "resolve"
+            ]
+        );
+    }
+
+    // C10 --------------------------------------------------------------------------------------
+    pub async fn answers_are_idempotent_and_refused_without_a_question(store: Store) {
+        dept(&store, "circulation").await;
+        let clerk = member(&store, "li.na", Role::Librarian, None).await;
+        let (c, token) = file(&store, CaseKind::Inquiry, "借阅规则").await;
+        let before = snapshot(&store, c.id).await;
+        // No question open: answering and withdrawing are conflicts that change nothing.
+        let msg = conflict(store.answer_case_question(&token, "补充", Some("key-0000000000000001")).await);
+        assert!(msg.contains("no open question"), "{msg}");
+        conflict(store.act_on_case(&clerk, c.id, &CaseAction::WithdrawQuestion { comment: None }, c.version).await);
+        not_found(store.answer_case_question(&"ab".repeat(32), "补充", None).await);
+        assert_eq!(field_names(&invalid(store.answer_case_question(&token, " ", None).await)), set(["text"]));
+        assert_eq!(field_names(&invalid(store.answer_case_question(&token, &"字".repeat(2001), None).await)), set(["text"]));
+        assert_eq!(field_names(&invalid(store.act_on_case(&clerk, c.id, &ask(&"问".repeat(2001)), c.version).await)), set(["question"]));
+        assert_eq!(snapshot(&store, c.id).await, before);
+
+        // Asked once; asking again, or on a stale version, is refused.
+        let asked = act(&store, &clerk, &c, ask("您的读者证号是多少？")).await;
+        let before = snapshot(&store, c.id).await;
+        let msg = conflict(store.act_on_case(&clerk, c.id, &ask("再问一次"), asked.version).await);
+        assert!(msg.contains("awaiting_reader"), "{msg}");
+        conflict(store.act_on_case(&clerk, c.id, &CaseAction::WithdrawQuestion { comment: None }, asked.version - 1).await);
+        conflict(store.act_on_case(&clerk, c.id, &accept(None, Priority::Normal), asked.version).await);
+        assert_eq!(snapshot(&store, c.id).await, before);
+
+        // The same form sent four times at once records one answer; all four see the case answered.
+        let mut handles = Vec::new();
+        for _ in 0..4 {
+            let (s, t) = (store.clone(), token.clone());
+            handles.push(tokio::spawn(async move { s.answer_case_question(&t, "2024001", Some("form-key-0000001")).await }));
+        }
+        for h in handles {
+            let got = h.await.unwrap().unwrap_or_else(|e| panic!("a repeated answer was refused: {e}"));
+            assert_eq!(got.id, c.id);
+        }
+        let answered = store.case(c.id).await.unwrap();
+        assert_eq!((answered.status, answered.version), (CaseStatus::Received, asked.version + 1));
+        let replies = store.case_events(c.id).await.unwrap().into_iter().filter(|e| e.action == "reader_reply").count();
+        assert_eq!(replies, 1);
+        // Sent again later: still one answer, nothing changes.
+        let before = snapshot(&store, c.id).await;
+        assert_eq!(store.answer_case_question(&token, "2024001", Some("form-key-0000001")).await.unwrap(), before.0);
+        assert_eq!(snapshot(&store, c.id).await, before);
+        // Another form after the answer: no question is open any more.
+        conflict(store.answer_case_question(&token, "再补充", Some("form-key-0000002")).await);
+        // A case filed by staff has no tracking page: its reader cannot be asked there.
+        let (by_staff, _) = store.create_case(&clerk, &case_input(CaseKind::Inquiry, "电话咨询"), CaseSource::Staff, None).await.unwrap();
+        let before_staff = snapshot(&store, by_staff.id).await;
+        let msg = conflict(store.act_on_case(&clerk, by_staff.id, &ask("您的邮箱？"), by_staff.version).await);
+        assert!(msg.contains("tracking page"), "{msg}");
+        assert_eq!(snapshot(&store, by_staff.id).await, before_staff);
+        // A closed case cannot be asked about.
+        let closed = act(&store, &clerk, &answered, CaseAction::Triage {
+            outcome: TriageOutcome::OutOfScope,
+            category: None,
+            priority: Priority::Normal,
+            duplicate_of: None,
+            comment: None,
+        })
+        .await;
+        let before = snapshot(&store, c.id).await;
+        let msg = conflict(store.act_on_case(&clerk, c.id, &ask("还在吗？"), closed.version).await);
+        assert!(msg.contains("closed"), "{msg}");
+        assert_eq!(snapshot(&store, c.id).await, before);
     }
 }

@@ -18,7 +18,10 @@ const TOKEN_LEN: usize = 32;
 
 /// The message for an upload over [`UPLOAD_LIMIT`].
 pub fn too_large() -> Msg {
-    Msg::new("文件过大：导入文件上限为 200 MiB，请拆分后再上传", "the file is too large: import files are limited to 200 MiB; split it and upload the parts")
+    Msg::new(
+        "文件过大：导入文件上限为 200 MiB，请拆分后再上传",
+        "the file is too large: import files are limited to 200 MiB; split it and upload the parts",
+    )
 }
 
 /// Where uploads are kept.

@@ -1,16 +1,17 @@
 //! Service cases driven in process, role by role: filing, triage, assignment, the department's
-//! work, leadership approval, resolution; refusals (409, 403, 400, 422) that change nothing; the
-//! service dashboard; the settings; and the API equivalents.
+//! work, leadership approval, resolution, questions to the reader; refusals (409, 403, 400, 422)
+//! that change nothing; the service dashboard; the settings (service levels included); and the
+//! API equivalents.
 
 mod common;
 
 use axum::http::StatusCode;
 use common::{form, TestApp, PASSWORD};
-use lector_domain::case::CaseStatus;
+use lector_domain::case::{CaseInput, CaseKind, CaseStatus, ServiceLevels, WorkCalendar};
 use lector_domain::reader::{ContactDraft, ReaderDraft};
 use lector_domain::role::Role;
 use lector_store::auth::NewUser;
-use lector_store::cases::Case;
+use lector_store::cases::{Case, CaseSource};
 use lector_store::config::NamedInput;
 use lector_store::Actor;
 use serde_json::{json, Value};
@@ -542,4 +543,150 @@ async fn home_and_navigation_show_case_counts() {
     assert_eq!((c.status, c.duplicate_of), (CaseStatus::Closed, Some(id)));
     let html = app.get_page(Some(&lib), "/cases?view=open&kind=complaint").await.text();
     assert!(html.contains("灯光昏暗") && !html.contains("灯光太暗"), "closed cases are not open");
+}
+
+/// A complaint filed on the portal (only such a case has a tracking page where its reader can
+/// be asked); returns its id.
+async fn portal_complaint(app: &TestApp, subject: &str) -> i64 {
+    let input = CaseInput {
+        kind: CaseKind::Complaint,
+        subject: subject.into(),
+        body: "借书证刷卡无反应。".into(),
+        card_no: None,
+        contact_name: Some("陈读者".into()),
+        contact: Some("chen@example.com".into()),
+    };
+    app.store.create_case(&Actor::system("portal"), &input, CaseSource::Portal, None).await.unwrap().0.id
+}
+
+fn local(v: &str) -> chrono::NaiveDateTime {
+    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{v}: {e}"))
+}
+
+#[tokio::test]
+async fn staff_ask_the_reader_and_withdraw_the_question() {
+    let app = TestApp::new().await;
+    let id = portal_complaint(&app, "借书证无法使用").await;
+    let (lib, csrf) = app.session(Role::Librarian).await;
+    let html = app.get_page(Some(&lib), &format!("/cases/{id}")).await.text();
+    assert!(html.contains("id=\"request-info-form\"") && html.contains("id=\"triage-form\""), "triage staff may ask before triage");
+
+    // A case filed by staff has no tracking page: no question form, and a forged one is a 409.
+    let by_staff = file_complaint(&app, "电话投诉", None).await;
+    assert!(!app.get_page(Some(&lib), &format!("/cases/{by_staff}")).await.text().contains("id=\"request-info-form\""));
+    let before = case(&app, by_staff).await;
+    let r = act(&app, &lib, &csrf, by_staff, &[("action", "request_info"), ("question", "您的邮箱？")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert_eq!(case(&app, by_staff).await, before);
+
+    // An empty or oversized question is refused beside its field and changes nothing.
+    let before = case(&app, id).await;
+    for question in ["  ".to_string(), "问".repeat(2001)] {
+        let r = act(&app, &lib, &csrf, id, &[("action", "request_info"), ("question", &question)]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("data-field=\"question\""));
+    }
+    assert_eq!(case(&app, id).await, before);
+
+    let r = act(&app, &lib, &csrf, id, &[("action", "request_info"), ("question", "请问您的读者证号是多少？")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let c = case(&app, id).await;
+    assert_eq!((c.status, c.resume_status), (CaseStatus::AwaitingReader, Some(CaseStatus::Received)));
+    let html = app.get_page(Some(&lib), &format!("/cases/{id}")).await.text();
+    assert!(html.contains("data-status=\"awaiting_reader\"") && html.contains("id=\"case-question\"") && html.contains("请问您的读者证号是多少？"));
+    assert!(html.contains("id=\"withdraw-form\"") && !html.contains("id=\"triage-form\"") && !html.contains("id=\"request-info-form\""));
+    assert!(html.contains("data-action=\"request_info\"") && html.contains("id=\"clock-paused\""));
+    // Asking again, or triaging while the reader is asked, is a 409 that changes nothing.
+    let before = case(&app, id).await;
+    let r = act(&app, &lib, &csrf, id, &[("action", "request_info"), ("question", "还有吗？")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = act(&app, &lib, &csrf, id, &[("action", "triage"), ("outcome", "accepted"), ("priority", "normal")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(case(&app, id).await, before);
+    // The librarian withdraws it (the reader called instead): back to received.
+    let r = act(&app, &lib, &csrf, id, &[("action", "withdraw_question"), ("comment", "读者已来电告知")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let c = case(&app, id).await;
+    assert_eq!((c.status, c.question), (CaseStatus::Received, None));
+    let events = app.store.case_events(id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!((last.action.as_str(), last.actor.as_str()), ("withdraw_question", "librarian"));
+    assert!(last.comment.as_deref().unwrap_or_default().contains("读者已来电告知"));
+
+    // Once assigned, the question is the department's to ask (here through the API).
+    triage_and_assign(&app, id).await;
+    let r = act(&app, &lib, &csrf, id, &[("action", "request_info"), ("question", "?")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "the librarian no longer handles an assigned case");
+    let path = format!("/api/v1/cases/{id}/actions");
+    let version = case(&app, id).await.version;
+    let dept = app.token(Role::Department);
+    let (s, b) = app.post_json(dept, &path, &json!({"version": version, "action": "request_info", "question": "哪台自助机？"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!((b["status"].as_str(), b["question"].as_str(), b["resume_status"].as_str()), (Some("awaiting_reader"), Some("哪台自助机？"), Some("assigned")));
+    assert!(b["awaiting_since"].is_string(), "{b}");
+    let v = b["version"].as_i64().unwrap();
+    // Staff cannot answer for the reader; a librarian cannot withdraw the department's question.
+    let (s, b) = app.post_json(dept, &path, &json!({"version": v, "action": "reader_reply", "text": "一楼"})).await;
+    assert_eq!((s, code(&b)), (StatusCode::BAD_REQUEST, "bad_request"), "{b}");
+    let (s, _) = app.post_json(app.token(Role::Librarian), &path, &json!({"version": v, "action": "withdraw_question"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, b) = app.post_json(dept, &path, &json!({"version": v, "action": "request_info", "question": "再问"})).await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "conflict"), "{b}");
+    let (s, b) = app.post_json(dept, &path, &json!({"version": v, "action": "withdraw_question", "comment": "已线下联系"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!((b["status"].as_str(), b["question"].is_null()), (Some("assigned"), true));
+    let doc = app.call(axum::http::Method::GET, "/api/openapi.json", None, None).await.json();
+    let schema = doc["components"]["schemas"]["ActionBody"].to_string();
+    assert!(schema.contains("request_info") && schema.contains("withdraw_question"), "{schema}");
+}
+
+#[tokio::test]
+async fn admins_set_service_levels_for_new_deadlines() {
+    let app = TestApp::new().await;
+    let (admin, csrf) = app.session(Role::Admin).await;
+    let (lib, lib_csrf) = app.session(Role::Librarian).await;
+    let levels = |urgent: &'static str, high: &'static str, normal: &'static str, low: &'static str| {
+        move |csrf: &str| form(&[("csrf", csrf), ("kind", "complaint"), ("urgent", urgent), ("high", high), ("normal", normal), ("low", low)])
+    };
+    let quick = levels("2", "4", "6", "8");
+    let r = app.post_form(&lib, "/admin/cases/service-levels", &quick(&lib_csrf)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let page = app.get_page(Some(&admin), "/admin/cases").await.text();
+    assert!(page.contains("id=\"levels-complaint\"") && page.contains("id=\"levels-purchase\""));
+    assert!(page.contains("name=\"normal\" min=\"1\" max=\"2000\" value=\"40\""), "the default complaint level is shown");
+
+    // A complaint triaged before the change.
+    let early = file_complaint(&app, "早先的投诉", None).await;
+    let r = act(&app, &lib, &lib_csrf, early, &[("action", "triage"), ("outcome", "accepted"), ("priority", "normal")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let early_due = case(&app, early).await.due_at;
+
+    // Not a number, and swapped levels, are refused beside their field; nothing is stored.
+    for (bad, field) in [(levels("x", "4", "6", "8"), "urgent"), (levels("9", "4", "6", "8"), "urgent"), (levels("2", "4", "6", "0"), "low")] {
+        let r = app.post_form(&admin, "/admin/cases/service-levels", &bad(&csrf)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        assert!(r.text().contains(&format!("data-field=\"{field}\"")), "{field}: {}", r.text());
+    }
+    assert_eq!(app.store.service_levels(CaseKind::Complaint).await.unwrap(), ServiceLevels::default_for(CaseKind::Complaint));
+    let r = app.post_form(&admin, "/admin/cases/service-levels", &form(&[("kind", "complaint"), ("urgent", "1")])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "no CSRF token");
+
+    let r = app.post_form(&admin, "/admin/cases/service-levels", &quick(&csrf)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(app.store.service_levels(CaseKind::Complaint).await.unwrap(), ServiceLevels { urgent: 2, high: 4, normal: 6, low: 8 });
+    let trail = app.store.audit_trail("settings", "case.service_levels.complaint").await.unwrap();
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0].actor_name, "admin");
+    assert!(app.get_page(Some(&admin), "/admin/cases").await.text().contains("name=\"normal\" min=\"1\" max=\"2000\" value=\"6\""));
+
+    // The open case keeps its deadline; the next complaint gets six working hours.
+    assert_eq!(case(&app, early).await.due_at, early_due);
+    let next = file_complaint(&app, "之后的投诉", None).await;
+    let cal = WorkCalendar::standard();
+    let before = chrono::Local::now().naive_local() - chrono::Duration::minutes(1);
+    let r = act(&app, &lib, &lib_csrf, next, &[("action", "triage"), ("outcome", "accepted"), ("priority", "normal")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let after = chrono::Local::now().naive_local() + chrono::Duration::minutes(1);
+    let due = local(case(&app, next).await.due_at.as_deref().unwrap());
+    assert!(cal.add_working_hours(before, 6) <= due && due <= cal.add_working_hours(after, 6), "{due}");
 }

@@ -200,7 +200,9 @@ async fn a_gbk_file_reads_as_chinese() {
     let app = TestApp::new().await;
     let (cookie, csrf) = app.session(Role::Librarian).await;
     let mut text = String::from("读者证号,姓名,读者类型,单位\r\n");
-    for (i, (name, unit)) in [("赵六", "计算机学院"), ("钱七", "外国语学院"), ("孙八", "经济管理学院"), ("周九", "马克思主义学院")].iter().enumerate() {
+    for (i, (name, unit)) in
+        [("赵六", "计算机学院"), ("钱七", "外国语学院"), ("孙八", "经济管理学院"), ("周九", "马克思主义学院")].iter().enumerate()
+    {
         text.push_str(&format!("20260001{i:02},{name},undergraduate,{unit}\r\n"));
     }
     let (gbk, _, unmappable) = encoding_rs::GBK.encode(&text);
@@ -262,13 +264,34 @@ async fn upload_form_errors() {
 }
 
 #[tokio::test]
+async fn uploads_may_exceed_the_default_body_limit() {
+    let app = TestApp::new().await;
+    let (cookie, csrf) = app.session(Role::Librarian).await;
+    let mut big = String::from(ROSTER);
+    let mut n = 0;
+    while big.len() < 3 * 1024 * 1024 {
+        n += 1;
+        big.push_str(&format!("20269{n:05},某某,undergraduate,r{n}@example.edu.cn,138{n:08}\n"));
+    }
+    let to = upload(&app, &cookie, &csrf, "big.csv", big.as_bytes(), "x").await;
+    let saved = std::fs::read_dir(app.dir.path().join("imports")).unwrap().next().unwrap().unwrap();
+    assert_eq!(saved.metadata().unwrap().len(), big.len() as u64, "the whole file was kept");
+    assert_eq!(app.get_page(Some(&cookie), &to).await.status, StatusCode::OK);
+    // Other forms keep the default limit.
+    let long = "x".repeat(2 * 1024 * 1024);
+    let r = app.post_form(&cookie, "/imports/profiles", &form(&[("csrf", &csrf), ("name", "p"), ("toml", &long)])).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
 async fn an_edited_profile_wins_over_the_selects() {
     let app = TestApp::new().await;
     let (cookie, csrf) = app.session(Role::Librarian).await;
     let to = upload(&app, &cookie, &csrf, "a.csv", ROSTER.as_bytes(), "x").await;
     // The TOML says the email column is ignored; the selects (which say email) do not count.
     let toml = "[columns.\"读者证号\"]\nfield = \"card_no\"\n[columns.\"姓名\"]\nfield = \"name\"\n[columns.\"电子邮件\"]\nfield = \"ignore\"\n\n[defaults]\ncategory = \"undergraduate\"\n";
-    let mut fields = vec![("csrf", csrf.as_str()), ("source", "x"), ("toml", toml), ("toml_original", ""), ("action", "run"), ("save_as", "只取姓名")];
+    let mut fields =
+        vec![("csrf", csrf.as_str()), ("source", "x"), ("toml", toml), ("toml_original", ""), ("action", "run"), ("save_as", "只取姓名")];
     fields.extend(ROSTER_TARGETS);
     let id = job_in(&app.post_form(&cookie, mapping_path(&to), &form(&fields)).await);
     let done = run_next(&app).await;
@@ -277,7 +300,8 @@ async fn an_edited_profile_wins_over_the_selects() {
     let saved = app.store.mapping_profile("只取姓名").await.expect("saved as a profile");
     assert!(saved.toml.contains("ignore"));
     // A broken TOML is shown with its error, and nothing is queued.
-    let mut fields = vec![("csrf", csrf.as_str()), ("source", "x"), ("toml", "[columns.\"姓名\"\nfield = "), ("toml_original", ""), ("action", "run")];
+    let mut fields =
+        vec![("csrf", csrf.as_str()), ("source", "x"), ("toml", "[columns.\"姓名\"\nfield = "), ("toml_original", ""), ("action", "run")];
     fields.extend(ROSTER_TARGETS);
     let r = app.post_form(&cookie, mapping_path(&to), &form(&fields)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -315,7 +339,9 @@ async fn sources_page_is_for_admins_and_refuses_uploads_only_sources() {
     let page = app.get_page(Some(&admin), "/imports/sources").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text().contains("data-source=\"registrar\""));
-    let r = app.post_form(&admin, "/imports/sources/schedule", &form(&[("csrf", &admin_csrf), ("name", "registrar"), ("every_minutes", "60")])).await;
+    let r = app
+        .post_form(&admin, "/imports/sources/schedule", &form(&[("csrf", &admin_csrf), ("name", "registrar"), ("every_minutes", "60")]))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().contains("id=\"schedule-error\""));
     let source = app.store.import_sources().await.unwrap().into_iter().find(|s| s.name == "registrar").unwrap();
@@ -399,7 +425,8 @@ async fn api_upload_errors() {
     };
     let r = app.send(send("/api/v1/imports?format=docx&dry_run=maybe", ROSTER.as_bytes(), None)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<String> = r.json()["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().to_string()).collect();
+    let fields: Vec<String> =
+        r.json()["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().to_string()).collect();
     assert_eq!(fields, vec!["source", "format", "dry_run"]);
     let r = app.send(send("/api/v1/imports?source=x", b"\x00\x01\x02\xff\xfe garbage \x00", None)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
@@ -511,10 +538,15 @@ async fn identity_through_the_api() {
     assert!(c["left"]["contacts"][0]["value"].as_str().unwrap().contains("***"), "contacts masked");
     let id = c["id"].as_i64().unwrap();
     let left_affiliation = c["left"]["affiliation"].clone();
-    let (status, err) = app.post_json(token, &format!("/api/v1/identity/candidates/{id}/merge"), &json!({"survivor": "middle", "fields": {}})).await;
+    let (status, err) =
+        app.post_json(token, &format!("/api/v1/identity/candidates/{id}/merge"), &json!({"survivor": "middle", "fields": {}})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     let (status, survivor) = app
-        .post_json(token, &format!("/api/v1/identity/candidates/{id}/merge"), &json!({"survivor": "right", "fields": {"affiliation": "left"}}))
+        .post_json(
+            token,
+            &format!("/api/v1/identity/candidates/{id}/merge"),
+            &json!({"survivor": "right", "fields": {"affiliation": "left"}}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{survivor}");
     assert_eq!(survivor["affiliation"], left_affiliation, "the right record kept the left one's affiliation");
@@ -541,7 +573,13 @@ async fn rules_are_edited_by_admins() {
     assert!(page.text().contains("name=\"rule.merge_at\"") && page.text().contains("name=\"rule.review_at\""));
     let rules = app.store.match_rules().await.unwrap();
     let review = format!("{}", rules.review_at / 2.0);
-    let r = app.post_form(&admin, "/identity/rules", &form(&[("csrf", &admin_csrf), ("rule.merge_at", &rules.merge_at.to_string()), ("rule.review_at", &review)])).await;
+    let r = app
+        .post_form(
+            &admin,
+            "/identity/rules",
+            &form(&[("csrf", &admin_csrf), ("rule.merge_at", &rules.merge_at.to_string()), ("rule.review_at", &review)]),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert_eq!(app.store.match_rules().await.unwrap().review_at, rules.review_at / 2.0);
     // A number that is not one is named beside its field.
@@ -665,4 +703,22 @@ async fn forms_without_the_csrf_token_are_refused() {
     }
     assert_eq!(app.store.match_candidates("pending", 1, 10).await.unwrap().total, 1, "nothing decided");
     assert!(app.store.reader(a).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_api_is_documented() {
+    let app = TestApp::new().await;
+    let doc = app.get_page(None, "/api/openapi.json").await.json();
+    let paths = doc["paths"].as_object().unwrap();
+    for (method, path) in API.iter().chain([("GET", "/api/v1/readers/1/provenance")].iter()) {
+        let documented = path.split('?').next().unwrap().replace("/1", "/{id}");
+        let op = paths.get(&documented).and_then(|p| p.get(method.to_lowercase()));
+        assert!(op.is_some_and(|op| op["responses"]["403"].is_object()), "{method} {documented} is documented with its 403");
+    }
+    let upload = &paths["/api/v1/imports"]["post"];
+    assert!(upload["responses"]["202"].is_object() && upload["responses"]["413"].is_object());
+    let params: Vec<&str> = upload["parameters"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    for name in ["source", "format", "dry_run", "profile", "update_only_present", "deactivate_missing", "all_or_nothing", "file_name"] {
+        assert!(params.contains(&name), "query parameter {name}: {params:?}");
+    }
 }

@@ -1,5 +1,6 @@
 //! The readers' portal under `/portal`, in process: filing a case without an account, its CSRF
-//! protection, idempotency and rate limit, the tracking page and the rating.
+//! protection, idempotency and rate limit, the tracking page, answering the library's question,
+//! and the rating.
 
 mod common;
 
@@ -315,4 +316,115 @@ async fn rating_is_refused_before_resolution_then_closes_the_case_once() {
     assert_eq!(app.store.case(id).await.expect("case").rating.map(|r| r.satisfaction), Some(4));
     let html = app.get_page(None, &path).await.text();
     assert!(html.contains("data-status=\"closed\"") && !html.contains("id=\"rate-form\""));
+}
+
+/// Staff ask the reader of case `id` a question (as the librarian, before triage).
+async fn ask(app: &TestApp, id: i64, question: &str) {
+    let c = app.store.case(id).await.expect("case");
+    let action = CaseAction::RequestInfo { question: question.into() };
+    let asked = app.store.act_on_case(&app.actor(Role::Librarian), id, &action, c.version).await.expect("ask the reader");
+    assert_eq!(asked.status, CaseStatus::AwaitingReader);
+}
+
+/// The tracking page's CSRF cookie and the reply form's fields (the idempotency key, once shown).
+async fn reply_form(app: &TestApp, path: &str) -> (String, String, String) {
+    let page = app.get_page(None, path).await;
+    let set = page.header(SET_COOKIE.as_str()).expect("the tracking page sets the CSRF cookie");
+    let cookie = set.split(';').next().unwrap_or_default().to_string();
+    let csrf = cookie.trim_start_matches("lector_portal_csrf=").to_string();
+    let html = page.text();
+    let key = if html.contains("id=\"reply-form\"") { hidden(&html, "key") } else { "no-reply-form-key-000".into() };
+    (cookie, csrf, key)
+}
+
+async fn answer(app: &TestApp, path: &str, text: &str) -> Reply {
+    let (cookie, csrf, key) = reply_form(app, path).await;
+    app.post_form(&cookie, &format!("{path}/reply"), &form(&[("text", text), ("key", &key), ("csrf", &csrf)])).await
+}
+
+async fn events(app: &TestApp, id: i64, action: &str) -> usize {
+    app.store.case_events(id).await.expect("events").iter().filter(|e| e.action == action).count()
+}
+
+#[tokio::test]
+async fn the_reader_answers_the_librarys_question_on_the_tracking_page() {
+    let app = TestApp::new().await;
+    let path = file(&app, "借书证无法使用").await;
+    let id = app.store.case_by_token(token_of(&path)).await.expect("case").id;
+
+    // No question yet: no form, and an answer is a 409 that says why.
+    assert!(!app.get_page(None, &path).await.text().contains("id=\"reply-form\""));
+    let r = answer(&app, &path, "补充").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.text().contains("没有需要您补充的问题"), "{}", r.text());
+
+    ask(&app, id, "请问您的读者证号是多少？").await;
+    let html = app.get_page(None, &path).await.text();
+    assert!(html.contains("data-status=\"awaiting_reader\"") && html.contains("需要您补充信息"), "{html}");
+    assert!(html.contains("id=\"reply-form\"") && html.contains("id=\"case-question\"") && html.contains("请问您的读者证号是多少？"));
+    assert!(html.contains("data-step=\"question\""), "the question is in the history");
+
+    // Without the CSRF cookie and field, oversized or empty: refused, nothing changes.
+    let before = app.store.case(id).await.expect("case");
+    let r = app.post_form("lang=zh", &format!("{path}/reply"), &form(&[("text", "2024001"), ("key", "k-000000000000000001")])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "no CSRF");
+    let long = "很".repeat(2001);
+    let r = answer(&app, &path, &long).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "oversized text is refused");
+    assert!(r.text().contains("data-field=\"text\"") && r.text().contains("最多 2000 个字"), "a clear message beside the field");
+    let r = answer(&app, &path, "   ").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("data-field=\"text\""));
+    assert_eq!(app.store.case(id).await.expect("case"), before);
+
+    // The same form sent twice (a double click): one answer, and both see it accepted.
+    let (cookie, csrf, key) = reply_form(&app, &path).await;
+    let body = form(&[("text", "读者证号 2024001，刷卡时提示无效。"), ("key", &key), ("csrf", &csrf)]);
+    for _ in 0..2 {
+        let r = app.post_form(&cookie, &format!("{path}/reply"), &body).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        assert_eq!(r.header("location").as_deref(), Some(&*format!("{path}?flash=answered")));
+    }
+    assert_eq!(events(&app, id, "reader_reply").await, 1);
+    let c = app.store.case(id).await.expect("case");
+    assert_eq!((c.status, c.question), (CaseStatus::Received, None), "back where it was asked");
+    let html = app.get_page(None, &format!("{path}?flash=answered")).await.text();
+    assert!(html.contains("data-step=\"answered\"") && html.contains("刷卡时提示无效") && !html.contains("id=\"reply-form\""));
+    assert!(html.contains("已收到您补充的信息"), "a thank-you");
+
+    // Staff see the answer in the case history, by the reader.
+    let (lib, _) = app.session(Role::Librarian).await;
+    let staff_page = app.get_page(Some(&lib), &format!("/cases/{id}")).await.text();
+    let row = &staff_page[staff_page.find("data-action=\"reader_reply\"").expect("the answer is in the history")..];
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    assert!(row.contains("读者") && row.contains("刷卡时提示无效"), "{row}");
+
+    // A new form now that no question is open: 409, nothing changes.
+    let before = app.store.case(id).await.expect("case");
+    let r = answer(&app, &path, "再补充一点").await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(app.store.case(id).await.expect("case"), before);
+    // A forged token is the invalid-link page.
+    let r = answer(&app, "/portal/track/0123456789abcdef0123456789abcdef", "x").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn sixth_answer_from_one_address_in_ten_minutes_is_429() {
+    let app = TestApp::new().await;
+    let path = file(&app, "多次补充").await;
+    let id = app.store.case_by_token(token_of(&path)).await.expect("case").id;
+    for i in 0..5 {
+        ask(&app, id, &format!("第 {i} 个问题")).await;
+        let r = answer(&app, &path, &format!("第 {i} 个回答")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "answer {i}: {}", r.text());
+    }
+    ask(&app, id, "第 6 个问题").await;
+    let r = answer(&app, &path, "第 6 个回答").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert!(r.text().contains("5"), "the message says the limit");
+    assert_eq!(app.store.case(id).await.expect("case").status, CaseStatus::AwaitingReader, "nothing recorded");
+    assert_eq!(events(&app, id, "reader_reply").await, 5);
+    // Answers have their own quota: the same address may still file a case.
+    file(&app, "另一件事").await;
 }

@@ -9,6 +9,8 @@ mod csv;
 mod excel;
 mod json;
 mod table;
+mod xls;
+mod xlsx;
 
 use crate::decode::{self, PREFIX_LEN};
 use crate::{Format, OpenOptions, Opened, SourceError};

@@ -2,7 +2,7 @@
 //! draft through the domain's checks, and every problem back to the column that caused it.
 
 use super::compile::{contact_kind, unknown_category, Col, Mapper, Slot, FIELDS, TAG_SEPARATORS};
-use super::value::{attribute_code, key, normalize_date};
+use super::value::{attribute_code, iso_date, key, normalize_date};
 use super::Transform;
 use crate::library::koha_attributes;
 use crate::Record;
@@ -89,7 +89,8 @@ impl Mapper {
             };
         }
         if !col.values.is_empty() {
-            if let Some(mapped) = col.values.get(&key(&v)) {
+            // Most cells are already in compared form; normalise only when they are not.
+            if let Some(mapped) = col.values.get(v.as_ref()).or_else(|| col.values.get(&key(&v))) {
                 v = Cow::Borrowed(mapped.as_str());
             }
         }
@@ -188,7 +189,7 @@ impl Mapper {
         if let Some(c) = self.categories.iter().find(|c| c.as_str() == v) {
             return Some(c);
         }
-        self.category_words.get(&key(v)).map(String::as_str)
+        self.category_words.get(v).or_else(|| self.category_words.get(&key(v))).map(String::as_str)
     }
 
     fn finish(&self, mut row: Row, today: NaiveDate) -> Result<IncomingReader, Vec<Rejection>> {
@@ -307,6 +308,9 @@ fn filled(slot: Slot, row: &Row) -> bool {
 
 /// The date in `2024-03-05` form, or the text as read so the domain's check names it.
 fn date_or_raw(v: Cow<str>) -> String {
+    if iso_date(v.trim()).is_some() {
+        return v.trim().to_string();
+    }
     match normalize_date(&v) {
         Ok(d) => d.to_string(),
         Err(_) => v.into_owned(),

@@ -17,6 +17,9 @@ pub(super) fn key(s: &str) -> String {
 /// (`45356` → 2024-03-05, as a spreadsheet stores a date cell) and timestamps from databases
 /// and FOLIO (`2024-03-05 10:20:00`, `2024-03-05T00:00:00.000+0000`).
 pub fn normalize_date(raw: &str) -> Result<NaiveDate, Msg> {
+    if let Some(d) = iso_date(raw.trim()) {
+        return Ok(d);
+    }
     let v = text::clean(raw);
     if let Some(d) = excel_serial(&v) {
         return Ok(d);
@@ -27,6 +30,18 @@ pub fn normalize_date(raw: &str) -> Result<NaiveDate, Msg> {
         }
     }
     parse_date(&v)
+}
+
+/// A date already written `2024-03-05` (the common case, read without a format parser).
+pub(super) fn iso_date(v: &str) -> Option<NaiveDate> {
+    let b = v.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) || !digits(8..10) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| v[r].parse::<u32>().ok();
+    let d = NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
+    (1900..=2200).contains(&d.year()).then_some(d)
 }
 
 /// An Excel date serial (days since 1899-12-30; 1900 counted as a leap year, as Excel does).

@@ -62,10 +62,16 @@ fn attribute_text(input: &ReaderInput, code: &str, out: &mut String) {
     }
 }
 
-/// A 64-bit hash of what the row maps (field codes and values, attribute codes and values), the
-/// same on every run and backend: equal fingerprints mean the source says nothing new.
-pub(super) fn fingerprint(row: &IncomingReader) -> i64 {
+/// A 64-bit hash of what the row maps (field codes and values, attribute codes and values) and of
+/// the options that decide what of it is applied, the same on every run and backend: equal
+/// fingerprints mean the job has nothing new to apply.
+pub(super) fn fingerprint(row: &IncomingReader, options: &ImportOptions) -> i64 {
     let mut text = String::with_capacity(256);
+    text.push_str(if options.update_only_present { "present\u{1e}" } else { "all\u{1e}" });
+    for field in ReaderField::ALL.iter().filter(|f| options.never_overwrite.contains(f)) {
+        text.push_str(field.code());
+        text.push('\u{1e}');
+    }
     for field in ReaderField::ALL.iter().filter(|f| row.mapped.contains(f)) {
         text.push_str(field.code());
         text.push('=');
@@ -220,15 +226,20 @@ mod tests {
 
     #[test]
     fn fingerprints_cover_only_mapped_fields() {
+        let all = ImportOptions::default();
         let a = row(input("张三", "a@x.cn", Some("数学系")), MAPPED, MAPPED);
         let mut b = a.clone();
         b.input.notes = Some("not mapped".into());
-        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_eq!(fingerprint(&a, &all), fingerprint(&b, &all));
         b.input.affiliation = Some("物理系".into());
-        assert_ne!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a, &all), fingerprint(&b, &all));
         let mut c = a.clone();
         c.mapped.push(ReaderField::Notes);
-        assert_ne!(fingerprint(&a), fingerprint(&c), "mapping one more field is news");
+        assert_ne!(fingerprint(&a, &all), fingerprint(&c, &all), "mapping one more field is news");
+        let keep = ImportOptions { never_overwrite: vec![ReaderField::Name], ..Default::default() };
+        assert_ne!(fingerprint(&a, &all), fingerprint(&a, &keep), "other options may apply more of the row");
+        let missing = ImportOptions { deactivate_missing: true, all_or_nothing: true, ..Default::default() };
+        assert_eq!(fingerprint(&a, &all), fingerprint(&a, &missing));
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl ImportWriter {
                 continue;
             }
             self.seen.insert(row.external_id.as_str().into(), row.row);
-            batch.push((row, merge::fingerprint(row)));
+            batch.push((row, merge::fingerprint(row, &self.job.options)));
         }
         let ids: Vec<&str> = batch.iter().map(|(r, _)| r.external_id.as_str()).collect();
         let mut links = self.links(&ids).await?;

@@ -336,7 +336,8 @@ pub enum ActionBody {
     /// `resolved` or `closed` → `assigned`.
     Reopen { reason: String },
     /// `received`, `assigned` or `in_progress` → `awaiting_reader`: a question (at most 2,000
-    /// characters) shown to the reader on the tracking page; the deadline clock stops.
+    /// characters) shown to the reader on the tracking page; the deadline clock stops. Only
+    /// cases filed on the portal have a tracking page; others are refused with 409.
     RequestInfo { question: String },
     /// `awaiting_reader` → the status the question was asked in, without an answer.
     WithdrawQuestion {

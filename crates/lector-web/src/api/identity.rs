@@ -83,7 +83,10 @@ pub fn check_choices(c: &MergeChoices) -> Result<(), FieldErrors> {
     if !side(&c.survivor) {
         errs.push(
             "survivor",
-            Msg::new(format!("survivor 应为 left 或 right，而不是“{}”", c.survivor), format!("survivor must be left or right, not '{}'", c.survivor)),
+            Msg::new(
+                format!("survivor 应为 left 或 right，而不是“{}”", c.survivor),
+                format!("survivor must be left or right, not '{}'", c.survivor),
+            ),
         );
     }
     for (field, pick) in &c.fields {
@@ -95,7 +98,10 @@ pub fn check_choices(c: &MergeChoices) -> Result<(), FieldErrors> {
                 Msg::new(format!("不能选择字段“{field}”，可选：{codes}"), format!("'{field}' cannot be chosen; use one of {codes}")),
             );
         } else if !side(pick) {
-            errs.push(format!("fields.{field}"), Msg::new(format!("应为 left 或 right，而不是“{pick}”"), format!("must be left or right, not '{pick}'")));
+            errs.push(
+                format!("fields.{field}"),
+                Msg::new(format!("应为 left 或 right，而不是“{pick}”"), format!("must be left or right, not '{pick}'")),
+            );
         }
     }
     errs.finish(|| ())
@@ -251,7 +257,10 @@ pub async fn list_candidates(
         let mut e = FieldErrors::default();
         e.push(
             "status",
-            Msg::new(format!("status 应为 pending、merged 或 distinct，而不是“{status}”"), format!("status must be pending, merged or distinct, not '{status}'")),
+            Msg::new(
+                format!("status 应为 pending、merged 或 distinct，而不是“{status}”"),
+                format!("status must be pending, merged or distinct, not '{status}'"),
+            ),
         );
         return Err(AppError::Invalid(e));
     }
@@ -307,7 +316,11 @@ pub async fn merge_candidate(
         (status = 409, description = "Already decided", body = ErrorBody),
     )
 )]
-pub async fn mark_distinct(State(state): State<AppState>, user: ApiUser, id: Result<Path<String>, PathRejection>) -> Result<StatusCode, AppError> {
+pub async fn mark_distinct(
+    State(state): State<AppState>,
+    user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, AppError> {
     user.require(Permission::IdentityReview)?;
     let id = reader_id(id)?;
     state.store.mark_distinct(&user.actor(), id).await?;
@@ -363,7 +376,11 @@ pub async fn list_merges(
         (status = 409, description = "Already undone, or the survivor was merged away since", body = ErrorBody),
     )
 )]
-pub async fn undo_merge(State(state): State<AppState>, user: ApiUser, id: Result<Path<String>, PathRejection>) -> Result<StatusCode, AppError> {
+pub async fn undo_merge(
+    State(state): State<AppState>,
+    user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, AppError> {
     user.require(Permission::IdentityReview)?;
     let id = reader_id(id)?;
     state.store.undo_merge(&user.actor(), id).await?;

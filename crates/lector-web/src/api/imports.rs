@@ -187,7 +187,13 @@ pub struct RejectionBody {
 
 impl From<&Rejection> for RejectionBody {
     fn from(r: &Rejection) -> Self {
-        RejectionBody { row: r.row, column: r.column.clone(), value: r.value.clone(), reason: r.reason.en.clone(), reason_zh: r.reason.zh.clone() }
+        RejectionBody {
+            row: r.row,
+            column: r.column.clone(),
+            value: r.value.clone(),
+            reason: r.reason.en.clone(),
+            reason_zh: r.reason.zh.clone(),
+        }
     }
 }
 
@@ -246,7 +252,10 @@ fn flag(errs: &mut FieldErrors, field: &str, v: &Option<String>) -> bool {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
         Some(other) => {
-            errs.push(field, Msg::new(format!("{field} 应为 true 或 false，而不是“{other}”"), format!("{field} must be true or false, not '{other}'")));
+            errs.push(
+                field,
+                Msg::new(format!("{field} 应为 true 或 false，而不是“{other}”"), format!("{field} must be true or false, not '{other}'")),
+            );
             false
         }
     }
@@ -267,7 +276,10 @@ impl UploadParams {
         let mut errs = FieldErrors::default();
         let source = given(&self.source).unwrap_or_default().to_string();
         if source.is_empty() {
-            errs.push("source", Msg::new("缺少 source：请给出数据源名称，如 registrar", "source is missing: name the source, e.g. registrar"));
+            errs.push(
+                "source",
+                Msg::new("缺少 source：请给出数据源名称，如 registrar", "source is missing: name the source, e.g. registrar"),
+            );
         }
         let format = given(&self.format).and_then(|f| errs.take("format", uploads::parse_format(f))).flatten();
         let mut never_overwrite = Vec::new();
@@ -314,7 +326,10 @@ impl PageParams {
                 _ => {
                     errs.push(
                         field,
-                        Msg::new(format!("{field} 应为 1 到 {max} 之间的整数，而不是“{s}”"), format!("{field} must be a whole number from 1 to {max}, not '{s}'")),
+                        Msg::new(
+                            format!("{field} 应为 1 到 {max} 之间的整数，而不是“{s}”"),
+                            format!("{field} must be a whole number from 1 to {max}, not '{s}'"),
+                        ),
                     );
                     default
                 }
@@ -435,9 +450,18 @@ pub async fn create_import(
 }
 
 /// Checks the saved file and queues its job.
-async fn queue(state: &AppState, user: &ApiUser, upload: &uploads::Upload, up: Upload, profile: Option<String>) -> Result<ImportJob, AppError> {
+async fn queue(
+    state: &AppState,
+    user: &ApiUser,
+    upload: &uploads::Upload,
+    up: Upload,
+    profile: Option<String>,
+) -> Result<ImportJob, AppError> {
     if tokio::fs::metadata(&upload.path).await.map(|m| m.len() == 0).unwrap_or(true) {
-        return Err(invalid("body", Msg::new("请求体为空：请把文件内容作为请求体发送", "the body is empty: send the file as the request body")));
+        return Err(invalid(
+            "body",
+            Msg::new("请求体为空：请把文件内容作为请求体发送", "the body is empty: send the file as the request body"),
+        ));
     }
     let sample = uploads::sample(&upload.path, up.format, 1).await.map_err(|m| invalid("body", m))?;
     let toml = match profile {
@@ -482,7 +506,11 @@ pub async fn list_imports(
         (status = 404, description = "No such job", body = ErrorBody),
     )
 )]
-pub async fn get_import(State(state): State<AppState>, user: ApiUser, id: Result<Path<String>, PathRejection>) -> Result<Json<ImportJobBody>, AppError> {
+pub async fn get_import(
+    State(state): State<AppState>,
+    user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<ImportJobBody>, AppError> {
     user.require(Permission::ReadersImport)?;
     let id = reader_id(id)?;
     Ok(Json((&state.store.import_job(id).await?).into()))
@@ -524,7 +552,11 @@ pub async fn import_rejections(
         (status = 409, description = "The job cannot be undone (the message says why)", body = ErrorBody),
     )
 )]
-pub async fn undo_import(State(state): State<AppState>, user: ApiUser, id: Result<Path<String>, PathRejection>) -> Result<Json<ImportJobBody>, AppError> {
+pub async fn undo_import(
+    State(state): State<AppState>,
+    user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<ImportJobBody>, AppError> {
     user.require(Permission::ReadersImport)?;
     let id = reader_id(id)?;
     Ok(Json((&state.store.undo_import_job(&user.actor(), id).await?).into()))

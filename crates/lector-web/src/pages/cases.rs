@@ -490,7 +490,9 @@ fn forms_for(user: &lector_store::auth::User, c: &Case) -> Forms {
         resolve: s == InProgress && may(CaseAction::Resolve { reply: text() }),
         close: s == Resolved && may(CaseAction::Close { comment: None }),
         reopen: matches!(s, Resolved | Closed) && may(CaseAction::Reopen { reason: text() }),
-        request_info: lector_domain::case::ASKS_FROM.contains(&s) && may(CaseAction::RequestInfo { question: text() }),
+        request_info: c.source == CaseSource::Portal
+            && lector_domain::case::ASKS_FROM.contains(&s)
+            && may(CaseAction::RequestInfo { question: text() }),
         withdraw: s == AwaitingReader && may(CaseAction::WithdrawQuestion { comment: None }),
     }
 }

@@ -84,7 +84,13 @@ struct ListPage {
     seconds: String,
 }
 
-async fn list_page(state: &AppState, staff: &Staff, page: i64, flash: Option<&str>, report: Option<ResolveReport>) -> Result<Response, PageError> {
+async fn list_page(
+    state: &AppState,
+    staff: &Staff,
+    page: i64,
+    flash: Option<&str>,
+    report: Option<ResolveReport>,
+) -> Result<Response, PageError> {
     staff.require(Permission::IdentityReview)?;
     let l = staff.lang;
     let page = state.store.match_candidates("pending", page.max(1), 25).await.map_err(store_err(l))?;
@@ -143,13 +149,9 @@ fn field_value(r: &ReaderRecord, f: ReaderField, l: Lang) -> String {
         ReaderField::Owner => opt(&r.owner),
         ReaderField::Notes => opt(&r.notes),
         ReaderField::Tags => r.tags.join("，"),
-        ReaderField::Email | ReaderField::Mobile | ReaderField::Phone | ReaderField::Qq | ReaderField::Wechat => r
-            .contacts
-            .iter()
-            .filter(|c| c.kind.code() == f.code())
-            .map(|c| mask(c.kind, &c.value))
-            .collect::<Vec<_>>()
-            .join("，"),
+        ReaderField::Email | ReaderField::Mobile | ReaderField::Phone | ReaderField::Qq | ReaderField::Wechat => {
+            r.contacts.iter().filter(|c| c.kind.code() == f.code()).map(|c| mask(c.kind, &c.value)).collect::<Vec<_>>().join("，")
+        }
     }
 }
 
@@ -355,14 +357,7 @@ fn rule_inputs(value: &Value, prefix: &str, l: Lang, errors: &FieldErrors, out: 
             }
             other => ("text", other.to_string(), false),
         };
-        out.push(RuleInput {
-            label: rule_label(&path, l),
-            error: errors.get(&path).map(|m| l.msg(m)),
-            path,
-            kind,
-            value: text,
-            checked,
-        });
+        out.push(RuleInput { label: rule_label(&path, l), error: errors.get(&path).map(|m| l.msg(m)), path, kind, value: text, checked });
     }
 }
 
@@ -446,7 +441,15 @@ async fn save_rules(State(state): State<AppState>, staff: Staff, Form(pairs): Fo
     }
     let parsed: MatchRules = match serde_json::from_value(updated.clone()) {
         Ok(r) => r,
-        Err(e) => return Ok(rules_page(&staff, &updated, &errors, Some(format!("{}{e}", l.pick("规则无效：", "The rules are not valid: "))), None)),
+        Err(e) => {
+            return Ok(rules_page(
+                &staff,
+                &updated,
+                &errors,
+                Some(format!("{}{e}", l.pick("规则无效：", "The rules are not valid: "))),
+                None,
+            ))
+        }
     };
     match state.store.save_match_rules(&staff.actor(), &parsed).await {
         Ok(()) => Ok(see_other("/identity/rules?flash=saved")),
@@ -501,8 +504,10 @@ mod tests {
 
     #[test]
     fn merge_form_is_read() {
-        let pairs: Vec<(String, String)> =
-            [("csrf", "t"), ("survivor", "right"), ("field.name", "left"), ("field.birth_date", "right")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pairs: Vec<(String, String)> = [("csrf", "t"), ("survivor", "right"), ("field.name", "left"), ("field.birth_date", "right")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let (c, csrf) = parse_choices(&pairs);
         assert_eq!(csrf.as_deref(), Some("t"));
         assert_eq!(c.survivor, "right");

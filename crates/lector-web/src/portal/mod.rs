@@ -596,7 +596,9 @@ async fn track(State(state): State<AppState>, headers: HeaderMap, Path(token): P
     let l = Lang::from_headers(&headers);
     let flash = match q.flash.as_deref() {
         Some("rated") => Some(l.pick("感谢您的评价！", "Thank you for your rating!").to_string()),
-        Some("answered") => Some(l.pick("已收到您补充的信息，我们会继续处理。", "Thank you; we received your answer and carry on.").to_string()),
+        Some("answered") => {
+            Some(l.pick("已收到您补充的信息，我们会继续处理。", "Thank you; we received your answer and carry on.").to_string())
+        }
         _ => None,
     };
     let extra = TrackExtra { form: None, answer: None, errors: FieldErrors::default(), general: None, flash };

@@ -94,7 +94,15 @@ async fn show(
     let job = load(&state, &staff, &raw).await?;
     let l = staff.lang;
     let rejections = if job.counts.rejected > 0 {
-        state.store.import_rejections(job.id).await.map_err(store_err(l))?.iter().take(SHOWN_REJECTIONS).map(|r| RejectionRow::new(r, l)).collect()
+        state
+            .store
+            .import_rejections(job.id)
+            .await
+            .map_err(store_err(l))?
+            .iter()
+            .take(SHOWN_REJECTIONS)
+            .map(|r| RejectionRow::new(r, l))
+            .collect()
     } else {
         Vec::new()
     };
@@ -138,7 +146,10 @@ async fn rejections_csv(State(state): State<AppState>, staff: Staff, Path(raw): 
     let job = load(&state, &staff, &raw).await?;
     let rejections = state.store.import_rejections(job.id).await.map_err(store_err(staff.lang))?;
     let disposition = format!("attachment; filename=\"import-{}-rejections.csv\"", job.id);
-    Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (CONTENT_DISPOSITION, disposition)], rejections_text(&rejections, staff.lang))
+    Ok((
+        [(CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (CONTENT_DISPOSITION, disposition)],
+        rejections_text(&rejections, staff.lang),
+    )
         .into_response())
 }
 
@@ -161,7 +172,8 @@ async fn run_for_real(
         let m = Msg::new("只有已完成的预览（试运行）才能正式导入", "only a finished preview (dry run) can be run for real");
         return Err(PageError(AppError::Conflict(m), l));
     }
-    let new = NewImportJob { source: job.source, format: job.format, label: job.label, options: job.options, dry_run: false, spec: job.spec };
+    let new =
+        NewImportJob { source: job.source, format: job.format, label: job.label, options: job.options, dry_run: false, spec: job.spec };
     let queued = state.store.create_import_job(&staff.actor(), &new, JobStatus::Queued).await.map_err(store_err(l))?;
     Ok(see_other(&format!("/imports/{}?flash=queued", queued.id)))
 }
@@ -182,7 +194,12 @@ async fn confirm_undo(State(state): State<AppState>, staff: Staff, Path(raw): Pa
     Ok(render(&view))
 }
 
-async fn undo(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn undo(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::ReadersImport)?;
     staff.check_csrf(f.csrf.as_deref())?;
     let id = job_id(&raw, staff.lang)?;

@@ -371,8 +371,9 @@ async fn submit(
             return page(&state, &staff, upload, Some(&sample), again(e, toml)).await;
         }
     }
-    let new = uploads::file_job(&upload, &posted.settings.source, sample.format, Some(toml), posted.settings.options.clone(), posted.dry_run)
-        .map_err(|e| PageError(e, l))?;
+    let new =
+        uploads::file_job(&upload, &posted.settings.source, sample.format, Some(toml), posted.settings.options.clone(), posted.dry_run)
+            .map_err(|e| PageError(e, l))?;
     let job = state.store.create_import_job(&staff.actor(), &new, JobStatus::Queued).await.map_err(store_err(l))?;
     Ok(see_other(&format!("/imports/{}?flash=queued", job.id)))
 }

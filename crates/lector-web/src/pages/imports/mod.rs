@@ -296,7 +296,10 @@ async fn save_file(state: &AppState, mut field: Field<'_>) -> Result<Option<uplo
 }
 
 /// Reads the upload form: its fields, its CSRF token and the file, saved as it streams in.
-async fn read_form(state: &AppState, mp: &mut Multipart) -> Result<(Vec<(String, String)>, Option<String>, Option<uploads::Upload>), Refused> {
+async fn read_form(
+    state: &AppState,
+    mp: &mut Multipart,
+) -> Result<(Vec<(String, String)>, Option<String>, Option<uploads::Upload>), Refused> {
     let (mut pairs, mut csrf, mut upload) = (Vec::new(), None, None);
     while let Some(field) = mp.next_field().await? {
         let name = field.name().unwrap_or_default().to_string();
@@ -312,11 +315,7 @@ async fn read_form(state: &AppState, mp: &mut Multipart) -> Result<(Vec<(String,
 }
 
 /// `POST /imports/uploads`: saves the file and goes on to its mapping page.
-async fn upload(
-    State(state): State<AppState>,
-    staff: Staff,
-    mp: Result<Multipart, MultipartRejection>,
-) -> Result<Response, PageError> {
+async fn upload(State(state): State<AppState>, staff: Staff, mp: Result<Multipart, MultipartRejection>) -> Result<Response, PageError> {
     staff.require(Permission::ReadersImport)?;
     let l = staff.lang;
     let mut mp = mp.map_err(|e| {

@@ -43,7 +43,14 @@ struct Params {
     flash: Option<String>,
 }
 
-async fn page(state: &AppState, staff: &Staff, name: String, toml: String, error: Option<String>, flash: Option<&str>) -> Result<Response, PageError> {
+async fn page(
+    state: &AppState,
+    staff: &Staff,
+    name: String,
+    toml: String,
+    error: Option<String>,
+    flash: Option<&str>,
+) -> Result<Response, PageError> {
     let profiles: Vec<MappingProfile> = state.store.mapping_profiles().await.map_err(store_err(staff.lang))?;
     let failed = error.is_some();
     let view = ProfilesPage {
