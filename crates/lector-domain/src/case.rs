@@ -223,9 +223,7 @@ pub fn next_status(
         (Resolved, CaseAction::Close { .. }) => Some(Closed),
         (Resolved | Closed, CaseAction::Reopen { .. }) => Some(Assigned),
         (s, CaseAction::RequestInfo { .. }) if ASKS_FROM.contains(&s) => Some(AwaitingReader),
-        (AwaitingReader, CaseAction::ReaderReply { .. } | CaseAction::WithdrawQuestion { .. }) => {
-            resume.filter(|r| ASKS_FROM.contains(r))
-        }
+        (AwaitingReader, CaseAction::ReaderReply { .. } | CaseAction::WithdrawQuestion { .. }) => resume.filter(|r| ASKS_FROM.contains(r)),
         _ => None,
     };
     to.ok_or_else(|| illegal(from, action))
@@ -275,8 +273,8 @@ fn illegal(from: CaseStatus, action: &CaseAction) -> IllegalTransition {
     let allowed_zh: Vec<&str> = allowed.iter().map(|c| action_label(c).0).collect();
     let no_proposal = matches!(action, CaseAction::Approve { .. } | CaseAction::RejectProposal { .. })
         && matches!(from, CaseStatus::Received | CaseStatus::Triaged | CaseStatus::Assigned);
-    let no_question = matches!(action, CaseAction::ReaderReply { .. } | CaseAction::WithdrawQuestion { .. })
-        && from != CaseStatus::AwaitingReader;
+    let no_question =
+        matches!(action, CaseAction::ReaderReply { .. } | CaseAction::WithdrawQuestion { .. }) && from != CaseStatus::AwaitingReader;
     let message = if no_proposal {
         Msg::new(
             format!("工单当前为“{}”，尚未提出解决方案，不能{zh}；请部门先提出方案", status.zh),
@@ -598,7 +596,8 @@ impl ServiceLevels {
     /// gets more time than a less urgent one (which catches swapped entries).
     pub fn check(&self) -> Result<(), FieldErrors> {
         let mut errs = FieldErrors::default();
-        let levels = [(Priority::Urgent, self.urgent), (Priority::High, self.high), (Priority::Normal, self.normal), (Priority::Low, self.low)];
+        let levels =
+            [(Priority::Urgent, self.urgent), (Priority::High, self.high), (Priority::Normal, self.normal), (Priority::Low, self.low)];
         for (p, h) in levels {
             if !(1..=MAX_SERVICE_HOURS).contains(&h) {
                 errs.push(
@@ -778,7 +777,10 @@ mod tests {
         assert!(!Workflow::default_for(CaseKind::Inquiry).requires_approval);
         assert!(!Workflow::default_for(CaseKind::Praise).requires_approval);
         let quick = Workflow { requires_approval: false, auto_close_days: 3 };
-        assert_eq!(next_status(CaseStatus::Assigned, &CaseAction::Propose { solution: "s".into() }, quick, None), Ok(CaseStatus::InProgress));
+        assert_eq!(
+            next_status(CaseStatus::Assigned, &CaseAction::Propose { solution: "s".into() }, quick, None),
+            Ok(CaseStatus::InProgress)
+        );
         // A case already awaiting approval when the workflow changed can still be approved.
         assert_eq!(
             next_status(CaseStatus::AwaitingApproval, &CaseAction::Approve { comment: None }, quick, None),

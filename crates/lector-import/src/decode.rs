@@ -165,10 +165,7 @@ pub(crate) fn open_text(path: &Path, encoding: &'static Encoding, ascii_splits: 
 
 /// The whole-source error for a file that cannot be opened or read.
 pub(crate) fn unreadable(path: &Path, e: &io::Error) -> SourceError {
-    SourceError::whole(Msg::new(
-        format!("无法读取文件 {}：{e}", path.display()),
-        format!("cannot read the file {}: {e}", path.display()),
-    ))
+    SourceError::whole(Msg::new(format!("无法读取文件 {}：{e}", path.display()), format!("cannot read the file {}: {e}", path.display())))
 }
 
 /// Reads until `buf` is full or the end of the file; returns how many bytes were read.
@@ -247,8 +244,11 @@ impl<R: Read> Read for DecodeReader<R> {
                 self.eof = self.in_end == 0;
             }
             let room = self.output.len() - REPLACEMENT_ROOM;
-            let (result, read, written) =
-                self.decoder.decode_to_utf8_without_replacement(&self.input[self.in_start..self.in_end], &mut self.output[..room], self.eof);
+            let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
+                &self.input[self.in_start..self.in_end],
+                &mut self.output[..room],
+                self.eof,
+            );
             self.in_start += read;
             self.out_start = 0;
             self.out_end = written;
@@ -280,4 +280,3 @@ pub(crate) fn decode_all(bytes: &[u8], encoding: &'static Encoding) -> Option<St
         _ => None,
     }
 }
-

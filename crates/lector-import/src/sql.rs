@@ -236,7 +236,11 @@ pub async fn open(spec: &SqlSpec) -> Result<Opened, SourceError> {
     }
 }
 
-async fn connect<C>(place: &Place, spec: &SqlSpec, connecting: impl std::future::Future<Output = Result<C, sqlx::Error>>) -> Result<C, SourceError> {
+async fn connect<C>(
+    place: &Place,
+    spec: &SqlSpec,
+    connecting: impl std::future::Future<Output = Result<C, sqlx::Error>>,
+) -> Result<C, SourceError> {
     let reason = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => return Ok(conn),
         Ok(Err(e)) => reason(&e, &password_of(spec)),

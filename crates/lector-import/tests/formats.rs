@@ -208,7 +208,9 @@ fn binary_garbage_renamed_csv_is_not_text() {
             (state >> 24) as u8
         })
         .collect();
-    for (name, bytes) in [("garbage.csv", &garbage[..]), ("small.csv", &garbage[..40]), ("png.csv", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01")] {
+    for (name, bytes) in
+        [("garbage.csv", &garbage[..]), ("small.csv", &garbage[..40]), ("png.csv", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01")]
+    {
         let e = whole_error(&write(&dir, name, bytes), &OpenOptions::default());
         assert_eq!(e.row, None, "{name}");
         assert!(e.message.zh.contains("这不是文本文件") && e.message.en.contains("not a text file"), "{name}: {e}");
@@ -372,6 +374,25 @@ fn xlsx_sheets_dates_numbers_formulas_merges_and_title_rows() {
 }
 
 #[test]
+fn a_stray_cell_in_excels_last_cell_costs_one_row_not_a_dense_grid() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("stray.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "姓名").unwrap();
+    sheet.write_string(0, 1, "院系").unwrap();
+    sheet.write_string(1, 0, "张三").unwrap();
+    sheet.write_string(1_048_575, 16_383, "stray").unwrap();
+    book.save(&path).unwrap();
+    let (_, items) = read(&path, &OpenOptions::default());
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].as_ref().unwrap().cells, ["张三", ""]);
+    let e = items[1].as_ref().unwrap_err();
+    assert_eq!(e.row, Some(1_048_576));
+    assert!(e.message.en.contains("16384 cells but the header has 2 columns"), "{e}");
+}
+
+#[test]
 fn an_xlsx_with_only_empty_sheets_has_no_data() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("empty.xlsx");
@@ -424,6 +445,14 @@ fn xls_written_by_xlwt() {
     assert_eq!(opened.format, Format::Xls);
     assert_eq!(headers(&opened), ["姓名", "读者证号", "院系", "办证日期"]);
     assert_eq!(rows(&items), [(4, vec!["张三", "20230001", "计算机学院", "2024-03-05"]), (5, vec!["李四", "20230002", "计算机学院", ""])]);
+
+    // A sheet dimension claiming four billion rows is refused before anything is sized by it.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"\x00\x02\x0e\x00").expect("a DIMENSIONS record");
+    bytes[at + 8..at + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let damaged = write(&dir, "damaged.xls", &bytes);
+    let e = whole_error(&damaged, &OpenOptions::default());
+    assert!(e.message.en.contains("65,536 × 256"), "{e}");
 }
 
 #[test]

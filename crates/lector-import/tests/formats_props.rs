@@ -73,7 +73,10 @@ const OLE: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 fn text_like() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..2048),
-        proptest::collection::vec(prop_oneof![Just(b','), Just(b'"'), Just(b'\n'), Just(b'\t'), Just(b'{'), Just(b'}'), Just(b'['), any::<u8>()], 0..512),
+        proptest::collection::vec(
+            prop_oneof![Just(b','), Just(b'"'), Just(b'\n'), Just(b'\t'), Just(b'{'), Just(b'}'), Just(b'['), any::<u8>()],
+            0..512
+        ),
     ]
 }
 

@@ -97,7 +97,9 @@ fn folio_document_with_three_users() {
     let (headers, records) = drain(opened);
     assert_eq!(records.len(), 3);
     assert_eq!(records.iter().map(|r| r.row).collect::<Vec<_>>(), vec![1, 2, 3]);
-    for h in ["externalSystemId", "barcode", "personal.lastName", "personal.mobilePhone", "customFields.researchArea", "customFields.enrollYear"] {
+    for h in
+        ["externalSystemId", "barcode", "personal.lastName", "personal.mobilePhone", "customFields.researchArea", "customFields.enrollYear"]
+    {
         assert!(headers.iter().any(|x| x == h), "{h} in {headers:?}");
     }
     assert!(records.iter().all(|r| r.cells.len() == headers.len()));

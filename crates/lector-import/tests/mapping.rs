@@ -218,7 +218,11 @@ T0042,Smith,John,FACULTY,MAIN,john.smith@pku.edu.cn,,,2010-03-01,2030-12-31,M,,P
 fn koha() -> (Vec<String>, Vec<Record>) {
     let mut reader = csv::Reader::from_reader(KOHA_CSV.as_bytes());
     let headers = reader.headers().unwrap().iter().map(str::to_string).collect();
-    let records = reader.records().enumerate().map(|(i, r)| Record { row: i as u64 + 2, cells: r.unwrap().iter().map(str::to_string).collect() }).collect();
+    let records = reader
+        .records()
+        .enumerate()
+        .map(|(i, r)| Record { row: i as u64 + 2, cells: r.unwrap().iter().map(str::to_string).collect() })
+        .collect();
     (headers, records)
 }
 
@@ -344,7 +348,10 @@ fn value_maps_defaults_and_transforms() {
     assert_eq!(profile.options.never_overwrite, vec![ReaderField::Notes]);
     let mapper = profile.compile(&registrar_headers(), &attributes(), &categories()).unwrap();
 
-    let r = ok(&mapper, &record(2, &["ｓ２０２３０００１", "王芳", "本科", " 45356 ", "2027年7月1日", "篮球|书法", "宋史/元史", "WF@PKU.EDU.CN", "H"]));
+    let r = ok(
+        &mapper,
+        &record(2, &["ｓ２０２３０００１", "王芳", "本科", " 45356 ", "2027年7月1日", "篮球|书法", "宋史/元史", "WF@PKU.EDU.CN", "H"]),
+    );
     assert_eq!(r.input.card_no.as_str(), "S20230001");
     assert_eq!(r.input.category, "undergraduate");
     assert_eq!(r.input.enrolled_on, Some(date(2024, 3, 5)), "Excel serial 45356 is 2024-03-05");

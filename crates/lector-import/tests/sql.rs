@@ -114,7 +114,8 @@ async fn mariadb_table_and_query() {
             assert_eq!(headers, ["读者证号", "姓名"]);
             assert_eq!(records.iter().map(|r| r.cells[0].as_str()).collect::<Vec<_>>(), ["C0001", "C0002", "C0003"]);
 
-            let (_, headers, records) = read_ok(&spec(&url, SqlSelect::Query(format!("SELECT card, name FROM {table} WHERE id < 0")))).await;
+            let (_, headers, records) =
+                read_ok(&spec(&url, SqlSelect::Query(format!("SELECT card, name FROM {table} WHERE id < 0")))).await;
             assert_eq!(headers, ["card", "name"], "an empty result still has headers");
             assert!(records.is_empty());
 
@@ -123,7 +124,7 @@ async fn mariadb_table_and_query() {
             let first = tokio::task::spawn_blocking(move || opened.records.next_record()).await.unwrap();
             assert_eq!(first.unwrap().unwrap().cells[1], "C0001");
 
-            let e = read(&spec(&url, SqlSelect::Query("SELECT * FROM lector_no_such_table".into()))).await.err().expect("missing table");
+            let e = read(&spec(&url, SqlSelect::Query("SELECT * FROM lector_no_such_table".into()))).await.expect_err("missing table");
             assert!(e.message.en.contains("127.0.0.1:3306") && e.message.en.contains("lector_no_such_table"), "{e:?}");
             assert!(e.message.zh.contains("127.0.0.1:3306"), "{e:?}");
 
@@ -137,9 +138,10 @@ async fn mariadb_table_and_query() {
                 let e = read(&spec(&url, SqlSelect::Query(q.clone()))).await.err().unwrap_or_else(|| panic!("ran {q}"));
                 assert!(e.message.en.contains("read only"), "{q}: {e:?}");
             }
-            let e = read(&spec(&url, SqlSelect::Table(format!("{table}; DROP TABLE {table}")))).await.err().expect("bad table name");
+            let e = read(&spec(&url, SqlSelect::Table(format!("{table}; DROP TABLE {table}")))).await.expect_err("bad table name");
             assert!(e.message.en.contains("table name"), "{e:?}");
-            let (_, _, records) = read_ok(&spec(&url, SqlSelect::Query(format!("SELECT 'a;b' AS s, card FROM {table} -- ; trailing comment")))).await;
+            let (_, _, records) =
+                read_ok(&spec(&url, SqlSelect::Query(format!("SELECT 'a;b' AS s, card FROM {table} -- ; trailing comment")))).await;
             assert_eq!((records.len(), records[0].cells[0].as_str()), (600, "a;b"));
         }
     };
@@ -271,7 +273,8 @@ async fn postgres_types_become_text() {
             assert_eq!(cells[0], ["1", "12.50", "2004-03-05", "2024-03-05 10:20:30", "true", "张三", "", "9007199254740993", "0.25"]);
             assert_eq!(cells[1], ["2", "-3.00", "1999-12-31", "2000-01-01 00:00:00", "false", "O'Brien", "", "0", "1"]);
 
-            let (_, headers, records) = read_ok(&spec(&url, SqlSelect::Query(format!("WITH t AS (SELECT * FROM {table}) SELECT name FROM t WHERE id > 5")))).await;
+            let (_, headers, records) =
+                read_ok(&spec(&url, SqlSelect::Query(format!("WITH t AS (SELECT * FROM {table}) SELECT name FROM t WHERE id > 5")))).await;
             assert_eq!(headers, ["name"]);
             assert!(records.is_empty());
 
@@ -283,13 +286,13 @@ async fn postgres_types_become_text() {
 
             // PostgreSQL reads a backslash literally: the semicolon here ends the statement.
             let q = format!("SELECT 'a\\'; DELETE FROM {table}; --'");
-            let e = read(&spec(&url, SqlSelect::Query(q))).await.err().expect("two statements");
+            let e = read(&spec(&url, SqlSelect::Query(q))).await.expect_err("two statements");
             assert!(e.message.en.contains("read only"), "{e:?}");
 
-            let e = read(&spec(&url, SqlSelect::Query("SELECT nope FROM lector_no_such_table".into()))).await.err().expect("missing table");
+            let e = read(&spec(&url, SqlSelect::Query("SELECT nope FROM lector_no_such_table".into()))).await.expect_err("missing table");
             assert!(e.message.en.contains("127.0.0.1:5432") && e.message.en.contains("lector_no_such_table"), "{e:?}");
 
-            let e = read(&spec(&url, SqlSelect::Koha)).await.err().expect("Koha is MySQL");
+            let e = read(&spec(&url, SqlSelect::Koha)).await.expect_err("Koha is MySQL");
             assert!(e.message.en.contains("MySQL"), "{e:?}");
         }
     };
@@ -305,7 +308,11 @@ async fn postgres_types_become_text() {
 #[tokio::test]
 async fn a_refused_connection_names_the_host_and_not_the_password() {
     for make in [refused(SqlSelect::Table("readers".into())), refused(SqlSelect::Koha)] {
-        for url in ["postgres://lector:secret123@127.0.0.1:1/lib", "mysql://lector:secret123@127.0.0.1:1/lib", "mariadb://lector:secret123@127.0.0.1:1/lib"] {
+        for url in [
+            "postgres://lector:secret123@127.0.0.1:1/lib",
+            "mysql://lector:secret123@127.0.0.1:1/lib",
+            "mariadb://lector:secret123@127.0.0.1:1/lib",
+        ] {
             let s = make(url);
             let e = match open(&s).await {
                 Ok(_) => panic!("connected to {url}"),

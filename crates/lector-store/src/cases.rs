@@ -438,9 +438,9 @@ async fn notify(tx: &mut Tx, user_id: i64, text: &Msg, link: &str) -> Result<()>
 /// Ends a wait for the reader at local time `now`: the deadline (if the case has one yet) moves
 /// later by the working time since the question, and the question is cleared. Returns a note for
 /// the audit summary.
-async fn restart_clock(tx: &mut Tx, c: &mut Case, paused_local: &mut Option<String>, now: NaiveDateTime) -> Result<String> {
+async fn restart_clock(tx: &mut Tx, c: &mut Case, now: NaiveDateTime) -> Result<String> {
     let calendar = calendar_in(tx).await?;
-    let waited = paused_local.as_deref().and_then(parse_local).map(|p| calendar.working_time_between(p, now));
+    let waited = c.awaiting_since.as_deref().and_then(parse_local).map(|p| calendar.working_time_between(p, now));
     let mut note = String::new();
     if let (Some(waited), Some(due)) = (waited, c.due_at.as_deref().and_then(parse_local)) {
         let moved = local_text(calendar.add_working_time(due, waited));
@@ -449,15 +449,15 @@ async fn restart_clock(tx: &mut Tx, c: &mut Case, paused_local: &mut Option<Stri
     }
     c.question = None;
     c.resume_status = None;
-    *paused_local = None;
+    c.awaiting_since = None;
     Ok(note)
 }
 
 /// Tells the staff member who asked the reader's question that the answer has come.
 async fn notify_asker(tx: &mut Tx, case: &Case) -> Result<()> {
     let row = sqlx::query(
-        "SELECT u.id FROM case_events e JOIN users u ON u.username = e.actor
-         WHERE e.case_id = $1 AND e.action = $2 AND u.active = 1 ORDER BY e.id DESC LIMIT 1",
+        "SELECT id FROM users WHERE active = 1 AND username =
+             (SELECT actor FROM case_events WHERE case_id = $1 AND action = $2 ORDER BY id DESC LIMIT 1)",
     )
     .bind(case.id)
     .bind("request_info".to_string())
@@ -768,7 +768,11 @@ impl Store {
         let applied = self.apply_action(&mut tx, &Actor::system("portal"), READER_ACTOR, loaded, &action, key.clone()).await;
         let outcome = match applied {
             Ok(after) => tx.commit().await.map(|_| after).map_err(StoreError::from),
-            Err(e) => Err(e),
+            Err(e) => {
+                // Best effort: dropping the transaction rolls it back as well.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
         };
         match (outcome, key) {
             (Ok(after), _) => Ok(after),
@@ -802,14 +806,13 @@ impl Store {
         let to = next_status(before.status, action, workflow, before.resume_status).map_err(|e| StoreError::Conflict(e.message))?;
         let now = now_text();
         let local = local_now();
-        let raw = sqlx::query("SELECT assignee_id, resolved_local, token_expires_at, paused_local FROM cases WHERE id = $1")
+        let raw = sqlx::query("SELECT assignee_id, resolved_local, token_expires_at FROM cases WHERE id = $1")
             .bind(id)
             .fetch_one(&mut **tx)
             .await?;
         let mut assignee_id: Option<i64> = raw.try_get("assignee_id")?;
         let mut resolved_local: Option<String> = raw.try_get("resolved_local")?;
         let mut token_expires_at: Option<String> = raw.try_get("token_expires_at")?;
-        let mut paused_local: Option<String> = raw.try_get("paused_local")?;
         let mut audit_note = String::new();
         let mut c = before.clone();
         let mut department_id = before_dept;
@@ -981,15 +984,15 @@ impl Store {
                 }
                 c.question = Some(text::prose(question));
                 c.resume_status = Some(before.status);
-                paused_local = Some(local_text(local));
+                c.awaiting_since = Some(local_text(local));
                 comment = c.question.clone();
             }
             CaseAction::ReaderReply { text: answer } => {
-                audit_note = restart_clock(tx, &mut c, &mut paused_local, local).await?;
+                audit_note = restart_clock(tx, &mut c, local).await?;
                 comment = Some(text::prose(answer));
             }
             CaseAction::WithdrawQuestion { comment: why } => {
-                audit_note = restart_clock(tx, &mut c, &mut paused_local, local).await?;
+                audit_note = restart_clock(tx, &mut c, local).await?;
                 let question = before.question.clone().unwrap_or_default();
                 comment = Some(match prose_opt(why) {
                     Some(why) => format!("{why} (question: {question})"),
@@ -1026,7 +1029,7 @@ impl Store {
         .bind(rating.as_ref().map(|r| r.at.clone()))
         .bind(c.question.clone())
         .bind(c.resume_status.map(|s| s.code().to_string()))
-        .bind(paused_local)
+        .bind(c.awaiting_since.clone())
         .bind(id)
         .bind(expected_version)
         .execute(&mut **tx)

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub(crate) mod refs;
-pub(crate) mod rows;
+pub mod rows;
 
 /// A search stops collecting candidates here and reports "more than" instead of a total.
 pub const SEARCH_CANDIDATE_CAP: i64 = 1000;

@@ -228,7 +228,7 @@ mod scenario {
         store.migrate().await.expect("migrate on the first store");
         again.close().await;
         let applied = common::raw_count("SELECT COUNT(*) FROM schema_migrations WHERE version >= $1", 0).await;
-        assert_eq!(applied, 3, "each migration is recorded once");
+        assert_eq!(applied, 6, "each migration is recorded once");
 
         let codes: Vec<String> = store.categories().await.unwrap().into_iter().map(|c| c.code).collect();
         assert_eq!(codes, ["undergraduate", "graduate", "doctoral", "faculty", "staff", "external"]);
@@ -2330,7 +2330,13 @@ mod case_scenario {
     /// Sets a case's deadline and the moment its clock stopped, to known local times.
     async fn set_clock(id: i64, due: &str, paused: &str) {
         let pool = common::raw_pool().await;
-        sqlx::query("UPDATE cases SET due_at = $1, paused_local = $2 WHERE id = $3").bind(due).bind(paused).bind(id).execute(&pool).await.unwrap();
+        sqlx::query("UPDATE cases SET due_at = $1, paused_local = $2 WHERE id = $3")
+            .bind(due)
+            .bind(paused)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
     }
 
@@ -2426,7 +2432,8 @@ mod case_scenario {
         let after = local_now() + chrono::Duration::minutes(1);
         assert_eq!((answered.status, answered.assignee.as_deref()), (CaseStatus::Assigned, Some("zhao")));
         let due = local(answered.due_at.as_deref().unwrap());
-        let moved = |to: chrono::NaiveDateTime| cal.add_working_time(local("2020-01-06 10:00"), cal.working_time_between(local(&paused), to));
+        let moved =
+            |to: chrono::NaiveDateTime| cal.add_working_time(local("2020-01-06 10:00"), cal.working_time_between(local(&paused), to));
         let (lo, hi) = (moved(before - chrono::Duration::minutes(1)), moved(after));
         assert!(lo <= due && due <= hi, "{lo} <= {due} <= {hi}");
         assert!(due > local("2020-01-06 10:00"), "three days contain working time whatever the weekday");
@@ -2527,13 +2534,18 @@ mod case_scenario {
         assert!(msg.contains("tracking page"), "{msg}");
         assert_eq!(snapshot(&store, by_staff.id).await, before_staff);
         // A closed case cannot be asked about.
-        let closed = act(&store, &clerk, &answered, CaseAction::Triage {
-            outcome: TriageOutcome::OutOfScope,
-            category: None,
-            priority: Priority::Normal,
-            duplicate_of: None,
-            comment: None,
-        })
+        let closed = act(
+            &store,
+            &clerk,
+            &answered,
+            CaseAction::Triage {
+                outcome: TriageOutcome::OutOfScope,
+                category: None,
+                priority: Priority::Normal,
+                duplicate_of: None,
+                comment: None,
+            },
+        )
         .await;
         let before = snapshot(&store, c.id).await;
         let msg = conflict(store.act_on_case(&clerk, c.id, &ask("还在吗？"), closed.version).await);

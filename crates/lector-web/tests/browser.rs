@@ -486,6 +486,13 @@ async fn portal_complaint_round_trip() {
     timed("portal_complaint_round_trip", start);
 }
 
+async fn screenshot(b: &Browser, name: &str) {
+    let shot = b.client.screenshot().await.expect("screenshot");
+    let path = artifact_path(name);
+    std::fs::write(&path, &shot).expect("write screenshot");
+    eprintln!("screenshot: {}", path.display());
+}
+
 /// Waits until the job page at hand shows a finished job (the page refreshes itself while the
 /// job is queued or running) and returns its status code.
 async fn wait_job_done(b: &Browser) -> String {
@@ -528,6 +535,7 @@ async fn import_a_csv_through_the_pages() {
     let headers = b.texts("table#sample thead th").await;
     assert_eq!(headers, vec!["读者证号", "姓名", "读者类型", "电子邮件"]);
     assert_eq!(b.count("table#sample tbody tr").await, 2);
+    screenshot(&b, "import-mapping.png").await;
     b.click("#preview").await;
 
     // The preview's page: nothing written, the counts of what would be.
@@ -549,6 +557,7 @@ async fn import_a_csv_through_the_pages() {
     assert_eq!(reader.name, "陈一");
     let rejected = b.texts("table#rejections tr.rejection td").await;
     assert_eq!(rejected[..3], ["3", "电子邮件", "bad-email"], "row, column and value of the rejected row");
+    screenshot(&b, "import-job.png").await;
 
     // The error report, fetched as the download link would.
     let link = b.wait_css("#download-rejections").await;

@@ -593,7 +593,11 @@ async fn staff_ask_the_reader_and_withdraw_the_question() {
     let c = case(&app, id).await;
     assert_eq!((c.status, c.resume_status), (CaseStatus::AwaitingReader, Some(CaseStatus::Received)));
     let html = app.get_page(Some(&lib), &format!("/cases/{id}")).await.text();
-    assert!(html.contains("data-status=\"awaiting_reader\"") && html.contains("id=\"case-question\"") && html.contains("请问您的读者证号是多少？"));
+    assert!(
+        html.contains("data-status=\"awaiting_reader\"")
+            && html.contains("id=\"case-question\"")
+            && html.contains("请问您的读者证号是多少？")
+    );
     assert!(html.contains("id=\"withdraw-form\"") && !html.contains("id=\"triage-form\"") && !html.contains("id=\"request-info-form\""));
     assert!(html.contains("data-action=\"request_info\"") && html.contains("id=\"clock-paused\""));
     // Asking again, or triaging while the reader is asked, is a 409 that changes nothing.
@@ -622,7 +626,10 @@ async fn staff_ask_the_reader_and_withdraw_the_question() {
     let dept = app.token(Role::Department);
     let (s, b) = app.post_json(dept, &path, &json!({"version": version, "action": "request_info", "question": "哪台自助机？"})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!((b["status"].as_str(), b["question"].as_str(), b["resume_status"].as_str()), (Some("awaiting_reader"), Some("哪台自助机？"), Some("assigned")));
+    assert_eq!(
+        (b["status"].as_str(), b["question"].as_str(), b["resume_status"].as_str()),
+        (Some("awaiting_reader"), Some("哪台自助机？"), Some("assigned"))
+    );
     assert!(b["awaiting_since"].is_string(), "{b}");
     let v = b["version"].as_i64().unwrap();
     // Staff cannot answer for the reader; a librarian cannot withdraw the department's question.
@@ -646,7 +653,9 @@ async fn admins_set_service_levels_for_new_deadlines() {
     let (admin, csrf) = app.session(Role::Admin).await;
     let (lib, lib_csrf) = app.session(Role::Librarian).await;
     let levels = |urgent: &'static str, high: &'static str, normal: &'static str, low: &'static str| {
-        move |csrf: &str| form(&[("csrf", csrf), ("kind", "complaint"), ("urgent", urgent), ("high", high), ("normal", normal), ("low", low)])
+        move |csrf: &str| {
+            form(&[("csrf", csrf), ("kind", "complaint"), ("urgent", urgent), ("high", high), ("normal", normal), ("low", low)])
+        }
     };
     let quick = levels("2", "4", "6", "8");
     let r = app.post_form(&lib, "/admin/cases/service-levels", &quick(&lib_csrf)).await;
@@ -662,7 +671,9 @@ async fn admins_set_service_levels_for_new_deadlines() {
     let early_due = case(&app, early).await.due_at;
 
     // Not a number, and swapped levels, are refused beside their field; nothing is stored.
-    for (bad, field) in [(levels("x", "4", "6", "8"), "urgent"), (levels("9", "4", "6", "8"), "urgent"), (levels("2", "4", "6", "0"), "low")] {
+    for (bad, field) in
+        [(levels("x", "4", "6", "8"), "urgent"), (levels("9", "4", "6", "8"), "urgent"), (levels("2", "4", "6", "0"), "low")]
+    {
         let r = app.post_form(&admin, "/admin/cases/service-levels", &bad(&csrf)).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
         assert!(r.text().contains(&format!("data-field=\"{field}\"")), "{field}: {}", r.text());

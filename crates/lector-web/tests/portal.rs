@@ -405,8 +405,10 @@ async fn the_reader_answers_the_librarys_question_on_the_tracking_page() {
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(app.store.case(id).await.expect("case"), before);
     // A forged token is the invalid-link page.
-    let r = answer(&app, "/portal/track/0123456789abcdef0123456789abcdef", "x").await;
+    let forged = "/portal/track/0123456789abcdef0123456789abcdef/reply";
+    let r = app.post_form(&cookie, forged, &form(&[("text", "x"), ("key", "k-000000000000000002"), ("csrf", &csrf)])).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("链接无效"));
 }
 
 #[tokio::test]

@@ -34,12 +34,8 @@ pub(crate) fn open(
     // of an ASCII-compatible encoding uses as a trailing byte; `|` (0x7C) may be one in GBK.
     let ascii_splits = delimiter < 0x40;
     let text = decode::open_text(path, encoding, ascii_splits)?;
-    let reader = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .buffer_capacity(64 * 1024)
-        .from_reader(text.reader);
+    let reader =
+        ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).buffer_capacity(64 * 1024).from_reader(text.reader);
     let rows = CsvRows { reader, record: ByteRecord::new(), cells: text.cells, encoding: decode::name(encoding), ended: false };
     let table = Table::new(rows, opts.header_row)?;
     let format = format.unwrap_or_else(|| detected_format(table.headers(), delimiter));

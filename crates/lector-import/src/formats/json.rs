@@ -142,7 +142,10 @@ fn flat_object(node: Node, row: u64, what: (&str, &str)) -> Result<Flat, SourceE
         }
         _ => Err(SourceError::at(
             row,
-            Msg::new(format!("这{}不是 JSON 对象（{{…}}）：每条记录应是一个对象", what.0), format!("this {} is not a JSON object ({{…}}): each record must be one", what.1)),
+            Msg::new(
+                format!("这{}不是 JSON 对象（{{…}}）：每条记录应是一个对象", what.0),
+                format!("this {} is not a JSON object ({{…}}): each record must be one", what.1),
+            ),
         )),
     }
 }
@@ -253,7 +256,8 @@ fn records_of(node: Node) -> Result<Vec<Node>, SourceError> {
     match node {
         Node::List(items) => Ok(items),
         Node::Object(fields) => {
-            let is_table = |v: &Node| matches!(v, Node::List(items) if !items.is_empty() && items.iter().all(|i| matches!(i, Node::Object(_))));
+            let is_table =
+                |v: &Node| matches!(v, Node::List(items) if !items.is_empty() && items.iter().all(|i| matches!(i, Node::Object(_))));
             let tables = fields.iter().filter(|(_, v)| is_table(v)).count();
             match tables {
                 0 => Ok(vec![Node::Object(fields)]),
@@ -307,7 +311,13 @@ impl RecordSource for Buffered {
 /// streams line by line. A line that is not a JSON object is an error for that line only.
 pub(crate) fn open_ndjson(path: &Path, encoding: &'static Encoding) -> Result<Opened, SourceError> {
     let text = decode::open_text(path, encoding, true)?;
-    let mut lines = Lines { reader: BufReader::with_capacity(64 * 1024, text.reader), cells: text.cells, line: 0, buf: Vec::new(), name: decode::name(encoding) };
+    let mut lines = Lines {
+        reader: BufReader::with_capacity(64 * 1024, text.reader),
+        cells: text.cells,
+        line: 0,
+        buf: Vec::new(),
+        name: decode::name(encoding),
+    };
     let mut head = Buffered { columns: Columns::default(), rows: VecDeque::new() };
     while head.rows.len() < HEADER_LINES {
         let Some((row, flat)) = lines.next_object()? else { break };
@@ -340,16 +350,18 @@ impl Lines {
     fn next_object(&mut self) -> Result<Option<(u64, Result<Flat, SourceError>)>, SourceError> {
         loop {
             self.buf.clear();
-            let Some(too_long) = read_line(&mut self.reader, &mut self.buf).map_err(|e| {
-                SourceError::whole(Msg::new(format!("读取文件出错：{e}"), format!("cannot read the file: {e}")))
-            })?
+            let Some(too_long) = read_line(&mut self.reader, &mut self.buf)
+                .map_err(|e| SourceError::whole(Msg::new(format!("读取文件出错：{e}"), format!("cannot read the file: {e}"))))?
             else {
                 return Ok(None);
             };
             self.line += 1;
             let row = self.line;
             if too_long {
-                return Ok(Some((row, Err(SourceError::at(row, Msg::new("这一行超过 64 MiB：请检查文件", "this line is longer than 64 MiB: check the file"))))));
+                return Ok(Some((
+                    row,
+                    Err(SourceError::at(row, Msg::new("这一行超过 64 MiB：请检查文件", "this line is longer than 64 MiB: check the file"))),
+                )));
             }
             let Some(text) = self.cells.text(&self.buf) else {
                 let name = self.name;
@@ -369,7 +381,10 @@ impl Lines {
                 .map_err(|e| {
                     SourceError::at(
                         row,
-                        Msg::new(format!("这一行不是有效的 JSON（第 {} 列：{e}）", e.column()), format!("this line is not valid JSON (column {}: {e})", e.column())),
+                        Msg::new(
+                            format!("这一行不是有效的 JSON（第 {} 列：{e}）", e.column()),
+                            format!("this line is not valid JSON (column {}: {e})", e.column()),
+                        ),
                     )
                 })
                 .and_then(|node| flat_object(node, row, ("一行", "line")));

@@ -48,7 +48,10 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, SourceError> {
         Some(Format::Ndjson) => json::open_ndjson(path, encoding),
         Some(format @ (Format::Json | Format::Folio)) if opts.format.is_some() => json::open_json(path, encoding, Some(format)),
         Some(Format::Json) => json::open_json(path, encoding, None),
-        Some(Format::Sql) => Err(SourceError::whole(Msg::new("SQL 数据源不是文件：请连接数据库导入", "an SQL source is not a file: import it from the database"))),
+        Some(Format::Sql) => Err(SourceError::whole(Msg::new(
+            "SQL 数据源不是文件：请连接数据库导入",
+            "an SQL source is not a file: import it from the database",
+        ))),
         format => csv::open(path, encoding, &sample, truncated, format, opts),
     }
 }

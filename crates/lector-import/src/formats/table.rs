@@ -111,7 +111,9 @@ impl<R: RawRows> Table<R> {
                     row,
                     Msg::new(
                         format!("这一行有 {used} 个单元格，但表头只有 {width} 列：请删除多余的单元格或补上表头"),
-                        format!("this row has {used} cells but the header has {width} columns: remove the extra cells or add headers for them"),
+                        format!(
+                            "this row has {used} cells but the header has {width} columns: remove the extra cells or add headers for them"
+                        ),
                     ),
                 ));
             }
@@ -151,7 +153,9 @@ pub(crate) fn describe(fault: Fault, headers: &[String]) -> SourceError {
                 row,
                 Msg::new(
                     format!("{zh}含有 {encoding} 编码中无效的字节：请用正确的编码另存文件，或在导入时指定编码"),
-                    format!("{en} has bytes that are not valid {encoding}: save the file in one encoding, or give the encoding when importing"),
+                    format!(
+                        "{en} has bytes that are not valid {encoding}: save the file in one encoding, or give the encoding when importing"
+                    ),
                 ),
             )
         }
@@ -179,7 +183,10 @@ pub(crate) fn column(headers: &[String], col: usize) -> (String, String) {
 
 /// The whole-source error for a file or sheet without any data.
 pub(crate) fn no_data() -> SourceError {
-    SourceError::whole(Msg::new("文件没有数据：请检查是否选错了文件或工作表", "the file has no data: check that you chose the right file or sheet"))
+    SourceError::whole(Msg::new(
+        "文件没有数据：请检查是否选错了文件或工作表",
+        "the file has no data: check that you chose the right file or sheet",
+    ))
 }
 
 fn past_end(wanted: usize) -> SourceError {

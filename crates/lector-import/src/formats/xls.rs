@@ -75,7 +75,7 @@ fn checked_copy(path: &Path) -> Result<Vec<u8>, SourceError> {
     let mut bytes = Vec::new();
     stream.read_to_end(&mut bytes).map_err(failed)?;
     check_sheets(&bytes)?;
-    let mut fresh = cfb::CompoundFile::create(Cursor::new(Vec::new())).map_err(failed)?;
+    let mut fresh = cfb::CompoundFile::create_with_version(cfb::Version::V3, Cursor::new(Vec::new())).map_err(failed)?;
     fresh.create_stream(name).and_then(|mut s| s.write_all(&bytes)).map_err(failed)?;
     fresh.flush().map_err(failed)?;
     Ok(fresh.into_inner().into_inner())

@@ -171,7 +171,9 @@ fn check_shared_strings(path: &Path) -> Result<(), SourceError> {
     });
     match declared {
         // Each string takes at least `<si/>` (5 bytes).
-        Some(n) if n > MAX_SHARED_STRINGS || n.saturating_mul(5) > size => Err(broken("the shared string table declares more strings than it holds")),
+        Some(n) if n > MAX_SHARED_STRINGS || n.saturating_mul(5) > size => {
+            Err(broken("the shared string table declares more strings than it holds"))
+        }
         _ => Ok(()),
     }
 }
@@ -191,7 +193,14 @@ impl RowBuilder {
     fn new(mut regions: Vec<Dimensions>) -> Self {
         regions.sort_by_key(|d| d.start);
         let by_corner = regions.iter().enumerate().map(|(i, d)| (d.start, i)).collect();
-        Self { row: None, cells: Vec::new(), merges: regions.into_iter().map(|d| (d, None)).collect(), by_corner, next_merge: 0, active: Vec::new() }
+        Self {
+            row: None,
+            cells: Vec::new(),
+            merges: regions.into_iter().map(|d| (d, None)).collect(),
+            by_corner,
+            next_merge: 0,
+            active: Vec::new(),
+        }
     }
 
     /// Adds a cell; returns the previous row when this cell starts a new one.

@@ -112,7 +112,11 @@ fn resolve(target: &MapTarget, attr_index: &HashMap<String, usize>) -> Resolved 
 /// `place` names where the profile uses the code, in Chinese and English.
 fn no_such_attribute(code: &str, place: &(String, String), attrs: &[AttrDef]) -> Msg {
     let known: Vec<&str> = attrs.iter().map(|a| a.code.as_str()).collect();
-    let (zh_known, en_known) = if known.is_empty() { ("（尚未定义任何属性）".into(), "(none defined yet)".into()) } else { (known.join("、"), known.join(", ")) };
+    let (zh_known, en_known) = if known.is_empty() {
+        ("（尚未定义任何属性）".into(), "(none defined yet)".into())
+    } else {
+        (known.join("、"), known.join(", "))
+    };
     Msg::new(
         format!("{}：没有代码为“{code}”的自定义属性；现有：{zh_known}", place.0),
         format!("{}: there is no custom attribute with code '{code}'; existing: {en_known}", place.1),
@@ -246,7 +250,10 @@ pub(super) fn compile(p: &Profile, headers: &[String], attributes: &[AttrDef], c
     if first_col[ReaderField::Category as usize].is_none() {
         return Err(Msg::new(
             format!("没有列对应读者类型，也没有默认值：请映射一列，或在 [defaults] 中设置 category（可选：{}）", categories.join("、")),
-            format!("no column feeds the category and there is no default: map one, or set category under [defaults] (one of: {})", categories.join(", ")),
+            format!(
+                "no column feeds the category and there is no default: map one, or set category under [defaults] (one of: {})",
+                categories.join(", ")
+            ),
         ));
     }
     let mapped = ReaderField::ALL.iter().copied().filter(|f| first_col[*f as usize].is_some()).collect();
@@ -266,6 +273,9 @@ fn missing_column(header: &str, headers: &[String]) -> Msg {
     let shown: Vec<&str> = headers.iter().map(|h| h.trim()).filter(|h| !h.is_empty()).take(30).collect();
     Msg::new(
         format!("文件中没有映射方案所需的列“{header}”；文件的列有：{}（若此列可以没有，请在方案中设置 optional = true）", shown.join("、")),
-        format!("the file has no column '{header}', which the profile needs; its columns are: {} (set optional = true if it may be absent)", shown.join(", ")),
+        format!(
+            "the file has no column '{header}', which the profile needs; its columns are: {} (set optional = true if it may be absent)",
+            shown.join(", ")
+        ),
     )
 }

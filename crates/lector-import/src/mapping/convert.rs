@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use lector_domain::attribute::{AttrInput, AttrKind};
 use lector_domain::contact::lookup_key;
 use lector_domain::import::{IncomingReader, ReaderField, Rejection};
-use lector_domain::reader::{ContactDraft, ReaderDraft};
 use lector_domain::message::FieldError;
+use lector_domain::reader::{ContactDraft, ReaderDraft};
 use lector_domain::{text, Msg};
 use std::borrow::Cow;
 
@@ -218,6 +218,8 @@ impl Mapper {
         if !row.rejections.is_empty() {
             return Err(row.rejections);
         }
+        // A `patron_attributes` cell maps only the codes it carries: attributes kept in Lector
+        // alone are never cleared by a Koha import.
         let mut mapped_attributes = self.mapped_attributes.clone();
         for code in row.patron_codes {
             if !mapped_attributes.contains(&code) {
@@ -249,7 +251,8 @@ impl Mapper {
             let def = &self.attrs[i];
             match def.parse_values(&values) {
                 Ok(mut stored) => {
-                    let input = if def.repeatable || stored.len() != 1 { AttrInput::Many(stored) } else { AttrInput::One(stored.remove(0)) };
+                    let input =
+                        if def.repeatable || stored.len() != 1 { AttrInput::Many(stored) } else { AttrInput::One(stored.remove(0)) };
                     row.draft.attributes.insert(def.code.clone(), input);
                 }
                 Err(m) => {
@@ -262,7 +265,9 @@ impl Mapper {
 
     /// The rejection for a field error of the draft: the column that fed the field and its value.
     fn locate(&self, row: &Row, e: FieldError) -> Rejection {
-        let item = |list: &str| e.field.strip_prefix(list).map(|rest| rest.strip_prefix('[').and_then(|r| r.split(']').next()?.parse().ok()).unwrap_or(0));
+        let item = |list: &str| {
+            e.field.strip_prefix(list).map(|rest| rest.strip_prefix('[').and_then(|r| r.split(']').next()?.parse().ok()).unwrap_or(0))
+        };
         let (col, value): (Option<u32>, String) = if let Some(i) = item("contacts") {
             (row.contact_src.get(i).copied(), row.draft.contacts.get(i).map(|c| c.value.clone()).unwrap_or_default())
         } else if let Some(i) = item("tags") {

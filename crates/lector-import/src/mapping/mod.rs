@@ -48,7 +48,8 @@
 //! `2024-03-05`), then looked up in `values`. Date fields accept `2024-03-05`, `2024/3/5`,
 //! `2024年3月5日`, `20240305` and Excel serial numbers (`45356`) without a transform. When
 //! several columns feed one single-valued field, the first non-blank one wins; contact and tag
-//! columns add up. A default fills a field whose cells are blank.
+//! columns add up. A default fills a field whose cells are blank, and counts as a value of the
+//! row (it is written even when `update_only_present` is set).
 
 mod compile;
 mod convert;

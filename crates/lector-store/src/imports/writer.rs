@@ -7,7 +7,7 @@ use super::{merge, ImportJob, MAX_STORED_REJECTIONS};
 use crate::audit::{self, Change};
 use crate::db::Param;
 use crate::readers::refs::{Check, RefCache};
-use crate::readers::rows::{self, insert_rows, ReaderRow};
+use crate::readers::rows::{self, insert_rows, Placeholders, ReaderRow};
 use crate::readers::{load_reader, ReaderKey, ReaderRecord};
 use crate::{now_text, Actor, Result, Store, StoreError};
 use lector_domain::import::{ImportCounts, IncomingReader, JobStatus, ReaderField, Rejection};
@@ -55,10 +55,18 @@ fn link(row: &AnyRow) -> Result<Link> {
     })
 }
 
-/// `{prefix}$k, …)` binding `LOOKUP` list values after `fixed` leading parameters.
-fn lookup_sql(prefix: &str, fixed: usize) -> String {
-    let list: Vec<String> = (fixed + 1..=fixed + LOOKUP).map(|i| format!("${i}")).collect();
-    format!("{prefix}{})", list.join(", "))
+/// `{prefix}…)` with `fixed` leading parameters (each `{}` in `prefix`), then `LOOKUP` more.
+fn lookup_sql(style: Placeholders, prefix: &str, fixed: usize) -> String {
+    let mut sql = String::new();
+    for (i, part) in prefix.split("{}").enumerate() {
+        if i > 0 {
+            style.push(&mut sql, i);
+        }
+        sql.push_str(part);
+    }
+    style.push_list(&mut sql, fixed + 1, LOOKUP);
+    sql.push(')');
+    sql
 }
 
 /// Applies one job's rows inside a single transaction: committed by [`ImportWriter::finish`]
@@ -126,6 +134,7 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         let refs = RefCache::load(&mut tx).await?;
+        let style = Placeholders::of(&tx);
         Ok(ImportWriter {
             store: self.clone(),
             tx,
@@ -137,13 +146,14 @@ impl Store {
             seen: HashMap::new(),
             mapped: BTreeSet::new(),
             last_mapping: (Vec::new(), Vec::new()),
-            sql_links: lookup_sql(&format!("SELECT {LINK_COLUMNS} FROM reader_sources WHERE source_id = $1 AND external_id IN ("), 1),
+            sql_links: lookup_sql(style, &format!("SELECT {LINK_COLUMNS} FROM reader_sources WHERE source_id = {{}} AND external_id IN ("), 1),
             sql_holders: lookup_sql(
+                style,
                 "SELECT r.id, r.card_no, l.external_id FROM readers r \
-                 LEFT JOIN reader_sources l ON l.reader_id = r.id AND l.source_id = $1 WHERE r.card_no IN (",
+                 LEFT JOIN reader_sources l ON l.reader_id = r.id AND l.source_id = {} WHERE r.card_no IN (",
                 1,
             ),
-            sql_seen: lookup_sql("UPDATE reader_sources SET seen_job_id = $1 WHERE source_id = $2 AND external_id IN (", 2),
+            sql_seen: lookup_sql(style, "UPDATE reader_sources SET seen_job_id = {} WHERE source_id = {} AND external_id IN (", 2),
         })
     }
 }
@@ -170,7 +180,9 @@ impl ImportWriter {
             batch.push((row, merge::fingerprint(row, &self.job.options)));
         }
         let ids: Vec<&str> = batch.iter().map(|(r, _)| r.external_id.as_str()).collect();
+        let _g = rows::Tm("links".into(), std::time::Instant::now(), ids.len());
         let mut links = self.links(&ids).await?;
+        drop(_g);
         let (mut unchanged, mut changed, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
         for (row, fingerprint) in batch {
             match links.remove(row.external_id.as_str()) {
@@ -187,7 +199,9 @@ impl ImportWriter {
             return Ok(());
         }
         let cards: Vec<&str> = changed.iter().map(|p| p.row).chain(fresh.iter().map(|f| f.0)).map(|r| r.input.card_no.as_str()).collect();
+        let _g = rows::Tm("holders".into(), std::time::Instant::now(), cards.len());
         let holders = self.card_holders(&cards).await?;
+        drop(_g);
         // Card numbers this batch writes, with the row that writes each.
         let mut taken: HashMap<&str, u64> = HashMap::new();
         let mut updates = Vec::new();
@@ -255,11 +269,14 @@ impl ImportWriter {
             self.deactivate_missing().await?;
         }
         let ImportWriter { store, tx, job, counts, rejections, mapped, .. } = self;
+        let t = std::time::Instant::now();
         if job.dry_run || refused {
             tx.rollback().await?;
         } else {
             tx.commit().await?;
         }
+        eprintln!("commit {:.3}", t.elapsed().as_secs_f64());
+        rows::dump();
         let (status, error, counts) = if refused {
             let n = counts.rejected;
             let error = Msg::new(

@@ -15,21 +15,50 @@ use sqlx::{Any, AnyConnection, Row};
 use std::collections::HashMap;
 use std::fmt::Write;
 
-/// Parameters per multi-row statement. SQLite resolves a numbered placeholder by a linear scan of
-/// the statement's parameters, so binding costs grow with the square of their count: about 500
-/// per statement keeps that small and statements few.
-const PARAMS_PER_STATEMENT: usize = 500;
+/// Parameters per multi-row statement.
+pub(crate) const PARAMS_PER_STATEMENT: usize = 500;
 
-/// `{head} VALUES ($1, …), (…){tail}` for `rows` rows of `width` values.
-fn statement(head: &str, tail: &str, width: usize, rows: usize) -> String {
+/// How a statement built here numbers its parameters: SQLite gets anonymous `?` (sqlx looks up
+/// the name of every numbered parameter, which SQLite finds by a linear scan, so numbered
+/// parameters cost the square of their count to bind), PostgreSQL gets `$N`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placeholders {
+    anonymous: bool,
+}
+
+impl Placeholders {
+    pub(crate) fn of(conn: &AnyConnection) -> Self {
+        Placeholders { anonymous: conn.backend_name().eq_ignore_ascii_case("sqlite") }
+    }
+
+    /// Appends the placeholder of the `n`-th (1-based) parameter.
+    pub(crate) fn push(self, sql: &mut String, n: usize) {
+        if self.anonymous {
+            sql.push('?');
+        } else {
+            let _ = write!(sql, "${n}");
+        }
+    }
+
+    /// Appends the placeholders of parameters `first..first + count`, separated by commas.
+    pub(crate) fn push_list(self, sql: &mut String, first: usize, count: usize) {
+        for n in first..first + count {
+            if n > first {
+                sql.push_str(", ");
+            }
+            self.push(sql, n);
+        }
+    }
+}
+
+/// `{head} VALUES (…), (…){tail}` for `rows` rows of `width` values.
+fn statement(style: Placeholders, head: &str, tail: &str, width: usize, rows: usize) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * width * 6);
     sql.push_str(head);
     sql.push_str(" VALUES ");
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..width {
-            let _ = write!(sql, "{}${}", if c == 0 { "" } else { ", " }, r * width + c + 1);
-        }
+        style.push_list(&mut sql, r * width + 1, width);
         sql.push(')');
     }
     sql.push_str(tail);
@@ -56,8 +85,11 @@ pub(crate) async fn insert_rows<T>(
     mut values: impl FnMut(&T, &mut Vec<Param>),
 ) -> Result<Vec<AnyRow>, sqlx::Error> {
     let per = (PARAMS_PER_STATEMENT / width).max(1);
-    let full = statement(head, tail, width, per);
+    let style = Placeholders::of(conn);
+    let full = statement(style, head, tail, width, per);
     let mut out = Vec::new();
+    let t0 = std::time::Instant::now();
+    let _g = Tm(head.split('(').next().unwrap_or("").to_string(), t0, rows.len());
     for chunk in rows.chunks(per) {
         let mut params = Vec::with_capacity(chunk.len() * width);
         for row in chunk {
@@ -66,7 +98,7 @@ pub(crate) async fn insert_rows<T>(
         let fetched = if chunk.len() == per {
             bind_all(sqlx::query(&full), params).fetch_all(&mut *conn).await?
         } else {
-            let text = statement(head, tail, width, chunk.len());
+            let text = statement(style, head, tail, width, chunk.len());
             bind_all(sqlx::query(&text).persistent(false), params).fetch_all(&mut *conn).await?
         };
         out.extend(fetched);
@@ -123,11 +155,13 @@ const CHILD_TABLES: [&str; 5] = ["reader_contacts", "reader_related", "reader_ta
 
 /// Deletes the child rows of readers (before writing them again).
 pub(crate) async fn delete_children(conn: &mut AnyConnection, ids: &[i64]) -> Result<()> {
+    let style = Placeholders::of(conn);
     for chunk in ids.chunks(PARAMS_PER_STATEMENT) {
         for table in CHILD_TABLES {
-            let mut sql = Sql::new(&format!("DELETE FROM {table} WHERE reader_id IN ("));
-            sql.bind_list(chunk.iter().map(|id| Param::from(*id))).push(")");
-            sql.query().execute(&mut *conn).await?;
+            let mut sql = format!("DELETE FROM {table} WHERE reader_id IN (");
+            style.push_list(&mut sql, 1, chunk.len());
+            sql.push(')');
+            bind_all(sqlx::query(&sql).persistent(chunk.len() == 1), chunk.iter().map(|id| Param::from(*id)).collect()).execute(&mut *conn).await?;
         }
     }
     Ok(())
@@ -286,3 +320,8 @@ pub(crate) async fn restore_record(conn: &mut AnyConnection, refs: &RefCache, re
     insert_children(conn, std::slice::from_ref(&row)).await?;
     Ok(true)
 }
+
+pub struct Tm(pub String, pub std::time::Instant, pub usize);
+pub static TIMES: std::sync::Mutex<Vec<(String, f64, usize)>> = std::sync::Mutex::new(Vec::new());
+impl Drop for Tm { fn drop(&mut self) { let mut t = TIMES.lock().unwrap(); let e = self.1.elapsed().as_secs_f64(); if let Some(x) = t.iter_mut().find(|x| x.0 == self.0) { x.1 += e; x.2 += self.2 } else { t.push((self.0.clone(), e, self.2)) } } }
+pub fn dump() { for (k, v, n) in TIMES.lock().unwrap().drain(..) { eprintln!("{k:60} {v:8.3}s {n}"); } }

@@ -754,6 +754,13 @@ mod tests {
         let b: ActionBody = serde_json::from_value(serde_json::json!({"action": "triage", "outcome": "maybe"})).unwrap();
         let e = b.parse().unwrap_err();
         assert!(e.get("outcome").is_some(), "{e}");
+        // Questions to the reader: checked like every text; the reader's answer is not an API action.
+        let long = "问".repeat(2001);
+        let b: ActionBody = serde_json::from_value(serde_json::json!({"action": "request_info", "question": long})).unwrap();
+        assert!(b.parse().unwrap_err().get("question").is_some());
+        let b: ActionBody = serde_json::from_value(serde_json::json!({"action": "withdraw_question", "comment": " "})).unwrap();
+        assert_eq!(b.parse().unwrap(), CaseAction::WithdrawQuestion { comment: None });
+        assert!(serde_json::from_value::<ActionBody>(serde_json::json!({"action": "reader_reply", "text": "x"})).is_err());
     }
 
     #[test]

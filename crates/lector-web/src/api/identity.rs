@@ -67,6 +67,7 @@ pub fn evidence_label(e: &Evidence) -> Msg {
         "same_birth_date" => ("出生日期相同", "Same birth date"),
         "same_affiliation" => ("单位相同", "Same affiliation"),
         "different_birth_date" => ("出生日期不同", "Different birth dates"),
+        "different_id_number" => ("证件号不同", "Different ID numbers"),
         _ => return Msg::new(code.clone(), code),
     };
     Msg::new(zh, en)
@@ -115,7 +116,8 @@ pub struct CandidateBody {
     pub id: i64,
     pub score: f64,
     /// Evidence codes: `same_card_no`, `same_id_number`, `same_email`, `same_mobile`,
-    /// `same_name`, `same_pinyin`, `same_birth_date`, `same_affiliation`, `different_birth_date`.
+    /// `same_name`, `same_pinyin`, `same_birth_date`, `same_affiliation`, `different_birth_date`,
+    /// `different_id_number`.
     pub evidence: Vec<String>,
     /// `pending`, `merged` or `distinct`.
     pub status: String,

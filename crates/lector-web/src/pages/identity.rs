@@ -334,6 +334,15 @@ fn rule_label(path: &str, l: Lang) -> String {
     match (path, evidence) {
         ("merge_at", _) => l.pick("自动合并阈值（分数达到即自动合并）", "Merge threshold (at or above: merged automatically)").into(),
         ("review_at", _) => l.pick("人工审核阈值（分数达到即列入待审核）", "Review threshold (at or above: queued for review)").into(),
+        ("max_block", _) => l
+            .pick("分组人数上限（共享同一线索的读者超过此数则不比对）", "Largest block (a key shared by more readers proposes no pairs)")
+            .into(),
+        ("id_number_attributes", _) => {
+            l.pick("存放证件号的自定义属性（逗号分隔）", "Custom attributes holding ID numbers (comma-separated)").into()
+        }
+        ("card_attributes", _) => l
+            .pick("存放学号、工号等编号的自定义属性（逗号分隔）", "Custom attributes holding student or staff numbers (comma-separated)")
+            .into(),
         (_, Some(e)) if path.contains('.') => format!("{}（{path}）", l.msg(&evidence_label(&e))),
         _ => path.to_string(),
     }
