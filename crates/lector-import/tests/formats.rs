@@ -310,7 +310,7 @@ fn a_million_rows_stream_through() {
 }
 
 /// A workbook like a registrar's export: an empty first sheet; a title merged over the columns,
-/// a header, dates, card numbers as numbers, a formula, a department merged down two rows and a
+/// a header, dates, card numbers as numbers, formulas (one #N/A), a department merged down two rows and a
 /// blank row; a second sheet of staff.
 fn registrar_workbook(path: &Path) {
     let mut book = Workbook::new();
@@ -330,6 +330,7 @@ fn registrar_workbook(path: &Path) {
     students.write_number(3, 5, 1.5).unwrap();
     students.write_string(4, 0, "李四").unwrap();
     students.write_number(4, 1, 20230002).unwrap();
+    students.write_formula(4, 4, Formula::new("=NA()").set_result("#N/A")).unwrap();
     let seen = ExcelDateTime::from_ymd(2024, 9, 1).unwrap().and_hms(8, 30, 0).unwrap();
     students.write_datetime_with_format(4, 5, seen, &stamp).unwrap();
     students.write_string(6, 0, "王五").unwrap();
@@ -499,6 +500,23 @@ fn json_arrays_flatten_nested_objects() {
     assert!(e.message.en.contains("line 2"), "{e}");
     let e = whole_error(&write(&dir, "none.json", b"[]"), &OpenOptions::default());
     assert!(e.message.zh.contains("文件没有数据"), "{e}");
+}
+
+#[test]
+fn a_folio_user_import_goes_to_the_folio_reader_unless_plain_json_is_asked() {
+    let dir = TempDir::new().unwrap();
+    let doc = r#"{"users": [{"username": "zhangsan", "barcode": "20230001", "personal": {"lastName": "张"}}],
+                  "totalRecords": 1, "sourceType": "registrar"}"#;
+    let path = write(&dir, "users.json", doc.as_bytes());
+    let (opened, items) = read(&path, &OpenOptions::default());
+    assert_eq!(opened.format, Format::Folio);
+    assert_eq!(opened.hints.source.as_deref(), Some("registrar"));
+    assert_eq!(items.len(), 1);
+
+    let (opened, items) = read(&path, &OpenOptions { format: Some(Format::Json), ..OpenOptions::default() });
+    assert_eq!(opened.format, Format::Json);
+    assert_eq!(headers(&opened), ["username", "barcode", "personal.lastName"]);
+    assert_eq!(rows(&items), [(1, vec!["zhangsan", "20230001", "张"])]);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::readers::{load_reader, ReaderKey, ReaderRecord};
 use crate::{now_text, Actor, Page, Result, Store, StoreError};
 use lector_domain::identity::{Evidence, MatchRules};
 use lector_domain::Msg;
-use merge::{Context, Plan, Side, Snapshot};
+use merge::{Context, Item, Plan, Side, Snapshot};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -129,8 +129,9 @@ async fn candidate(conn: &mut AnyConnection, row: &AnyRow) -> Result<Option<Matc
     }))
 }
 
-/// Reads staff's choices into a plan, reporting every unknown field or side at once.
-fn plan(choices: &MergeChoices) -> Result<Plan> {
+/// Reads staff's choices: whether the left record survives, and the plan; every unknown field
+/// or side is reported at once.
+fn plan(choices: &MergeChoices) -> Result<(bool, Plan)> {
     let mut errs = lector_domain::FieldErrors::default();
     let side = |v: &str| match v {
         "left" => Ok(true),
@@ -151,7 +152,7 @@ fn plan(choices: &MergeChoices) -> Result<Plan> {
             picks.insert(field.clone(), if left == survivor_is_left { Side::Survivor } else { Side::Absorbed });
         }
     }
-    errs.finish(|| Plan { survivor_is_left, picks, fill_blanks: false }).map_err(StoreError::Invalid)
+    errs.finish(|| (survivor_is_left, Plan { picks, fill_blanks: false })).map_err(StoreError::Invalid)
 }
 
 async fn saved_rules(conn: &mut AnyConnection) -> Result<Option<MatchRules>> {
@@ -247,13 +248,21 @@ impl Store {
 
     /// Merges a candidate pair as chosen; returns the surviving record.
     pub async fn merge_candidate(&self, actor: &Actor, candidate_id: i64, choices: &MergeChoices) -> Result<ReaderRecord> {
-        let plan = plan(choices)?;
+        let (survivor_is_left, plan) = plan(choices)?;
         let rules = self.match_rules().await?;
         let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT left_id, right_id FROM match_candidates WHERE id = $1")
+            .bind(candidate_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (left, right): (i64, i64) = (row.try_get("left_id")?, row.try_get("right_id")?);
+        let (survivor, absorbed) = if survivor_is_left { (left, right) } else { (right, left) };
         let ctx = Context::load(&mut tx, resolve::identifier_codes(&rules)).await?;
-        let survivor = merge::merge(&mut tx, actor, candidate_id, &plan, "manual", &ctx).await?;
+        merge::merge_all(&mut tx, actor, &[Item { candidate_id, survivor, absorbed, plan }], "manual", &ctx).await?;
+        let record = load_reader(&mut tx, ReaderKey::Id(survivor)).await?;
         tx.commit().await?;
-        Ok(survivor)
+        Ok(record)
     }
 
     /// Marks a pair "not the same person"; later runs never propose it again.

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub(crate) mod refs;
-pub mod rows;
+pub(crate) mod rows;
 
 /// A search stops collecting candidates here and reports "more than" instead of a total.
 pub const SEARCH_CANDIDATE_CAP: i64 = 1000;
@@ -583,23 +583,57 @@ pub(crate) async fn load_reader(conn: &mut sqlx::AnyConnection, key: ReaderKey<'
         ReaderKey::CardNo(card) => Sql::new(&format!("{columns} WHERE r.card_no = ")).bind(card).clone(),
     };
     let row = query.query().fetch_optional(&mut *conn).await?.ok_or(StoreError::NotFound)?;
-    let s = summary(&row)?;
-    let id = s.id;
-    let parts = sqlx::query(
-        "SELECT 'c' AS part, '' AS sk, position AS pos, kind AS a, value AS b, is_primary AS p, verified AS v, NULL AS c, NULL AS d
-           FROM reader_contacts WHERE reader_id = $1
-         UNION ALL SELECT 'r', '', position, name, relation, 0, 0, phone, email FROM reader_related WHERE reader_id = $1
-         UNION ALL SELECT 't', tag, 0, tag, NULL, 0, 0, NULL, NULL FROM reader_tags WHERE reader_id = $1
-         UNION ALL SELECT 'x', d.code, a.position, d.code, a.value, 0, 0, NULL, NULL
-           FROM reader_attributes a JOIN attribute_defs d ON d.id = a.attr_id WHERE a.reader_id = $1
-         ORDER BY part, sk, pos",
+    let id: i64 = row.try_get("id")?;
+    let parts = sqlx::query(&record_parts("= $1", "part, sk, pos")).bind(id).fetch_all(&mut *conn).await?;
+    record(&row, &parts)
+}
+
+/// The child rows of the readers whose id matches `filter` (`= $1`, `IN (…)`), in one list:
+/// contacts, related contacts, tags, attribute values.
+fn record_parts(filter: &str, order: &str) -> String {
+    format!(
+        "SELECT reader_id, 'c' AS part, '' AS sk, position AS pos, kind AS a, value AS b, is_primary AS p, verified AS v, NULL AS c, NULL AS d
+           FROM reader_contacts WHERE reader_id {filter}
+         UNION ALL SELECT reader_id, 'r', '', position, name, relation, 0, 0, phone, email FROM reader_related WHERE reader_id {filter}
+         UNION ALL SELECT reader_id, 't', tag, 0, tag, NULL, 0, 0, NULL, NULL FROM reader_tags WHERE reader_id {filter}
+         UNION ALL SELECT a.reader_id, 'x', d.code, a.position, d.code, a.value, 0, 0, NULL, NULL
+           FROM reader_attributes a JOIN attribute_defs d ON d.id = a.attr_id WHERE a.reader_id {filter}
+         ORDER BY {order}"
     )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
+}
+
+/// Loads the whole records of many readers (merges work on hundreds at once): two queries per
+/// 500 ids. Readers that do not exist are left out.
+pub(crate) async fn load_readers(conn: &mut sqlx::AnyConnection, ids: &[i64]) -> Result<Vec<ReaderRecord>> {
+    let mut records = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let list = || chunk.iter().map(|id| Param::from(*id));
+        let mut rows = Sql::new(&format!(
+            "SELECT {SUMMARY_COLUMNS}, r.initials, r.birth_date, r.enrolled_on, r.expires_on, r.notes, r.version, r.created_at{FROM_READERS} WHERE r.id IN ("
+        ));
+        let rows = rows.bind_list(list()).push(")").query().fetch_all(&mut *conn).await?;
+        let mut placeholders = Sql::new("IN (");
+        placeholders.bind_list(list()).push(")");
+        let parts = placeholders.with_text(&record_parts(&placeholders.text, "reader_id, part, sk, pos")).query().fetch_all(&mut *conn).await?;
+        let mut by_reader: HashMap<i64, Vec<AnyRow>> = HashMap::new();
+        for p in parts {
+            by_reader.entry(p.try_get("reader_id")?).or_default().push(p);
+        }
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            records.push(record(row, by_reader.get(&id).map(Vec::as_slice).unwrap_or_default())?);
+        }
+    }
+    Ok(records)
+}
+
+/// A whole record from its reader row and its child rows (ordered by part, sort key, position).
+fn record(row: &AnyRow, parts: &[AnyRow]) -> Result<ReaderRecord> {
+    let s = summary(row)?;
+    let id = s.id;
     let (mut contacts, mut related, mut tags) = (Vec::new(), Vec::new(), Vec::new());
     let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in &parts {
+    for r in parts {
         let part: String = r.try_get("part")?;
         match part.as_str() {
             "c" => contacts.push(ContactRecord {

@@ -346,6 +346,36 @@ async fn sources_page_is_for_admins_and_refuses_uploads_only_sources() {
     assert!(r.text().contains("id=\"schedule-error\""));
     let source = app.store.import_sources().await.unwrap().into_iter().find(|s| s.name == "registrar").unwrap();
     assert_eq!(source.every_minutes, None);
+
+    // A file at a path on the server can be read again: it may be scheduled, and unscheduled.
+    let exports = tempfile::tempdir().unwrap();
+    let path = exports.path().join("hr.csv");
+    std::fs::write(&path, ROSTER).unwrap();
+    let spec =
+        serde_json::to_value(lector_import::runner::JobSpec::File { path: path.clone(), open: Default::default(), profile: None }).unwrap();
+    let new = lector_store::imports::NewImportJob {
+        source: "人事处".into(),
+        format: "csv".into(),
+        label: "hr.csv".into(),
+        options: Default::default(),
+        dry_run: false,
+        spec,
+    };
+    app.store.create_import_job(&app.actor(Role::Admin), &new, JobStatus::Queued).await.unwrap();
+    let page = app.get_page(Some(&admin), "/imports/sources").await.text();
+    assert!(page.contains(&path.display().to_string()), "what a re-sync reads is shown");
+    let schedule = |every: &'static str| form(&[("csrf", &admin_csrf), ("name", "人事处"), ("every_minutes", every)]);
+    let r = app.post_form(&admin, "/imports/sources/schedule", &schedule("60")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let hr = app.store.import_sources().await.unwrap().into_iter().find(|s| s.name == "人事处").unwrap();
+    assert_eq!(hr.every_minutes, Some(60));
+    assert!(hr.spec.is_some() && hr.next_run_at.is_some());
+    let r = app.post_form(&admin, "/imports/sources/schedule", &schedule("0")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let hr = app.store.import_sources().await.unwrap().into_iter().find(|s| s.name == "人事处").unwrap();
+    assert_eq!(hr.every_minutes, None);
+    let r = app.post_form(&admin, "/imports/sources/schedule", &schedule("often")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 /// Polls the API until the job is done (the server's worker runs it).

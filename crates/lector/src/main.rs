@@ -254,7 +254,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 writeln!(out, "Lector listening on http://{addr}")?;
                 out.flush()?;
             }
-            lector_web::serve(store, listener, s.secure_cookies, cli.data_dir.clone()).await.context("the web server stopped with an error")?;
+            lector_web::serve(store, listener, s.secure_cookies, cli.data_dir.clone())
+                .await
+                .context("the web server stopped with an error")?;
             Ok(())
         }
         Command::Migrate => {

@@ -90,6 +90,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
 /// One object's cells by path, in document order.
 type Flat = Vec<(String, String)>;
+/// A record's row number and its flattened object, or why it has none.
+type Numbered = (u64, Result<Flat, SourceError>);
 
 fn flatten(path: &mut String, node: Node, out: &mut Flat) {
     match node {
@@ -284,7 +286,7 @@ fn records_of(node: Node) -> Result<Vec<Node>, SourceError> {
 /// Records already flattened (JSON documents, and NDJSON's first lines).
 struct Buffered {
     columns: Columns,
-    rows: VecDeque<(u64, Result<Flat, SourceError>)>,
+    rows: VecDeque<Numbered>,
 }
 
 impl RecordSource for Buffered {
@@ -347,7 +349,7 @@ struct Lines {
 impl Lines {
     /// The next non-blank line as a flattened object (or its error); `Err` when the file
     /// cannot be read any more.
-    fn next_object(&mut self) -> Result<Option<(u64, Result<Flat, SourceError>)>, SourceError> {
+    fn next_object(&mut self) -> Result<Option<Numbered>, SourceError> {
         loop {
             self.buf.clear();
             let Some(too_long) = read_line(&mut self.reader, &mut self.buf)

@@ -25,9 +25,8 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, SourceError> {
     if prefix.is_empty() {
         return Err(table::no_data());
     }
-    match opts.format.or_else(|| workbook_kind(&prefix)) {
-        Some(kind @ (Format::Xlsx | Format::Xls)) => return excel::open(path, kind, opts),
-        _ => {}
+    if let Some(kind @ (Format::Xlsx | Format::Xls)) = opts.format.or_else(|| workbook_kind(&prefix)) {
+        return excel::open(path, kind, opts);
     }
     let encoding = match &opts.encoding {
         Some(label) => decode::for_label(label).map_err(SourceError::whole)?,

@@ -152,8 +152,9 @@ fn check_shared_strings(path: &Path) -> Result<(), SourceError> {
     let Ok(mut zip) = zip::ZipArchive::new(BufReader::new(file)) else {
         return Ok(()); // calamine reports the damage
     };
-    let names = zip.file_names().filter_map(Result::ok).map(|n| n.into_owned());
-    let Some(name) = names.into_iter().find(|n| n.to_ascii_lowercase().ends_with("sharedstrings.xml")) else {
+    let found =
+        zip.file_names().filter_map(Result::ok).find(|n| n.to_ascii_lowercase().ends_with("sharedstrings.xml")).map(|n| n.into_owned());
+    let Some(name) = found else {
         return Ok(());
     };
     let Ok(entry) = zip.by_name(&name) else {

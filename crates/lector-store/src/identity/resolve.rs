@@ -1,7 +1,7 @@
 //! One resolution run over every reader: stream them once, keep each as a few packed bytes,
 //! group by blocking key, and score only the pairs inside a block.
 
-use super::merge::{self, Context, Plan};
+use super::merge::{self, Context, Item, Plan};
 use super::ResolveReport;
 use crate::audit::{self, Change};
 use crate::{now_text, Actor, Result, Store, StoreError};
@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 use lector_domain::identity::{blocking_keys, decide, score, Decision, Evidence, MatchRules, Person};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
@@ -90,75 +90,86 @@ fn key_hash(key: &str) -> u64 {
     h.finish()
 }
 
-/// Adds an identifier row (kind, value) to the person it belongs to.
-fn add_identifier(p: &mut Person, row: &AnyRow, rules: &MatchRules) -> Result<()> {
-    let kind: String = row.try_get("kind")?;
-    let value: String = row.try_get("value")?;
-    if kind == "card_no" || rules.card_attributes.contains(&kind) {
-        p.add_card_no(&value);
-    }
-    if rules.id_number_attributes.contains(&kind) {
-        p.add_id_number(&value);
-    }
-    Ok(())
+/// Readers per query when reading them all. Each query returns one row holding its readers as
+/// text, which keeps the driver's per-row cost out of a million-reader run.
+const CHUNK: usize = 2000;
+/// Separators of that text: between fields, readers and list items (no stored value holds
+/// control characters).
+const FIELD: char = '\u{1f}';
+const LINE: char = '\u{1e}';
+const ITEM: char = '\u{1d}';
+
+/// One query reading the `CHUNK` readers after id `$1`: id, card number, name, birth date,
+/// affiliation, emails and mobiles, identifiers (with the values of `codes` attributes).
+fn chunk_sql(codes: usize) -> String {
+    let attributes = if codes == 0 {
+        String::new()
+    } else {
+        let list = (5..5 + codes).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        format!(
+            " UNION ALL SELECT d.code, a.value FROM reader_attributes a JOIN attribute_defs d ON d.id = a.attr_id \
+             WHERE a.reader_id = r.id AND d.code IN ({list})"
+        )
+    };
+    format!(
+        "SELECT MAX(id) AS last, COUNT(*) AS n, string_agg(line, $3) AS lines FROM (
+           SELECT r.id, CAST(r.id AS TEXT) || $2 || r.card_no || $2 || r.name || $2 || COALESCE(r.birth_date, '') || $2 || COALESCE(r.affiliation, '')
+             || $2 || COALESCE((SELECT string_agg(c.kind || ':' || c.lookup, $4) FROM reader_contacts c
+                                WHERE c.reader_id = r.id AND c.kind IN ('email', 'mobile')), '')
+             || $2 || COALESCE((SELECT string_agg(x.kind || ':' || x.value, $4) FROM (
+                                  SELECT i.kind, i.value FROM reader_identifiers i WHERE i.reader_id = r.id{attributes}) AS x), '') AS line
+           FROM readers r WHERE r.id > $1 ORDER BY r.id LIMIT {CHUNK}) AS chunk"
+    )
 }
 
-/// Feeds every reader as a [`Person`] to `sink`: three streams ordered by reader id (readers,
-/// their emails and mobiles, their identifiers) joined as they arrive.
+/// A reader from one line of a chunk.
+fn person(line: &str, rules: &MatchRules) -> Result<Person> {
+    let mut f = line.split(FIELD);
+    let mut next = || f.next().unwrap_or_default();
+    let id = next().parse::<i64>().map_err(|_| StoreError::Other(format!("identity resolution: unreadable reader line '{line}'")))?;
+    let (card, name, birth, affiliation) = (next(), next(), next(), next());
+    let mut p = Person::new(id, name, Some(birth).filter(|s| !s.is_empty()), Some(affiliation).filter(|s| !s.is_empty()));
+    p.add_card_no(card);
+    let items = |text: &str| -> Vec<(String, String)> {
+        text.split(ITEM).filter_map(|i| i.split_once(':')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    for (kind, value) in items(next()) {
+        if kind == "email" {
+            p.add_email(&value);
+        } else {
+            p.add_mobile(&value);
+        }
+    }
+    for (kind, value) in items(next()) {
+        if kind == "card_no" || rules.card_attributes.contains(&kind) {
+            p.add_card_no(&value);
+        }
+        if rules.id_number_attributes.contains(&kind) {
+            p.add_id_number(&value);
+        }
+    }
+    Ok(p)
+}
+
+/// Feeds every reader as a [`Person`] to `sink`, in id order, a chunk at a time.
 async fn each_person(store: &Store, rules: &MatchRules, mut sink: impl FnMut(Person) -> Result<()>) -> Result<u64> {
-    let mut ident_sql = String::from("SELECT reader_id, kind, value FROM reader_identifiers");
-    let codes: Vec<&String> = rules.id_number_attributes.iter().chain(&rules.card_attributes).collect();
-    if !codes.is_empty() {
-        let list = (1..=codes.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        ident_sql.push_str(&format!(
-            " UNION ALL SELECT a.reader_id, d.code, a.value FROM reader_attributes a JOIN attribute_defs d ON d.id = a.attr_id WHERE d.code IN ({list})"
-        ));
-    }
-    ident_sql.push_str(" ORDER BY reader_id");
-    let idents_query = codes.iter().fold(sqlx::query(&ident_sql), |q, c| q.bind(c.to_string()));
-    let mut readers = sqlx::query("SELECT id, card_no, name, birth_date, affiliation FROM readers ORDER BY id").fetch(&store.pool);
-    let mut contacts =
-        sqlx::query("SELECT reader_id, kind, lookup FROM reader_contacts WHERE kind IN ('email', 'mobile') ORDER BY reader_id").fetch(&store.pool);
-    let mut idents = idents_query.fetch(&store.pool);
-    let mut contact = contacts.try_next().await?;
-    let mut ident = idents.try_next().await?;
-    let mut count = 0;
-    while let Some(r) = readers.try_next().await? {
-        let id: i64 = r.try_get("id")?;
-        let name: String = r.try_get("name")?;
-        let birth: Option<String> = r.try_get("birth_date")?;
-        let affiliation: Option<String> = r.try_get("affiliation")?;
-        let mut p = Person::new(id, &name, birth.as_deref(), affiliation.as_deref());
-        p.add_card_no(&r.try_get::<String, _>("card_no")?);
-        while let Some(c) = &contact {
-            let owner: i64 = c.try_get("reader_id")?;
-            if owner > id {
-                break;
-            }
-            if owner == id {
-                let (kind, lookup): (String, String) = (c.try_get("kind")?, c.try_get("lookup")?);
-                if kind == "email" {
-                    p.add_email(&lookup);
-                } else {
-                    p.add_mobile(&lookup);
-                }
-            }
-            contact = contacts.try_next().await?;
+    let codes: Vec<String> = identifier_codes(rules);
+    let sql = chunk_sql(codes.len());
+    let mut conn = store.pool.acquire().await?;
+    let (mut last, mut count) = (0_i64, 0_u64);
+    loop {
+        let query = sqlx::query(&sql).bind(last).bind(FIELD.to_string()).bind(LINE.to_string()).bind(ITEM.to_string());
+        let row = codes.iter().fold(query, |q, c| q.bind(c.clone())).fetch_one(&mut *conn).await?;
+        if row.try_get::<i64, _>("n")? == 0 {
+            return Ok(count);
         }
-        while let Some(x) = &ident {
-            let owner: i64 = x.try_get("reader_id")?;
-            if owner > id {
-                break;
-            }
-            if owner == id {
-                add_identifier(&mut p, x, rules)?;
-            }
-            ident = idents.try_next().await?;
+        last = row.try_get("last")?;
+        let lines: String = row.try_get("lines")?;
+        for line in lines.split(LINE) {
+            sink(person(line, rules)?)?;
+            count += 1;
         }
-        sink(p)?;
-        count += 1;
     }
-    Ok(count)
 }
 
 /// A scored pair, by arena index (left < right, so left has the lower reader id).
@@ -193,6 +204,9 @@ fn block_pairs(mut keys: Vec<(u64, u32)>, max_block: usize) -> (Vec<(u32, u32)>,
     (pairs, giant)
 }
 
+/// Automatic merges written per transaction.
+const MERGE_BATCH: usize = 500;
+
 pub(crate) async fn run(store: &Store, actor: &Actor, rules: &MatchRules) -> Result<ResolveReport> {
     let started = Instant::now();
     let mut arena = Arena::default();
@@ -211,12 +225,18 @@ pub(crate) async fn run(store: &Store, actor: &Actor, rules: &MatchRules) -> Res
     }
     drop(rows);
     let (mut to_merge, mut to_review) = (Vec::new(), Vec::new());
+    // Pairs come sorted by their left member: unpack it once for all its pairs.
+    let mut left_person: Option<(usize, Person)> = None;
     for (x, y) in &pairs {
         let (left, right) = (*x as usize, *y as usize);
         if known.contains(&(arena.ids[left], arena.ids[right])) {
             continue;
         }
-        let (score, evidence) = score(&arena.get(left), &arena.get(right), rules);
+        if left_person.as_ref().map(|(i, _)| *i) != Some(left) {
+            left_person = Some((left, arena.get(left)));
+        }
+        let Some((_, a)) = &left_person else { continue };
+        let (score, evidence) = score(a, &arena.get(right), rules);
         let scored = Scored { left, right, score, evidence };
         match decide(score, rules) {
             Decision::Merge => to_merge.push(scored),
@@ -224,47 +244,53 @@ pub(crate) async fn run(store: &Store, actor: &Actor, rules: &MatchRules) -> Res
             Decision::Apart => {}
         }
     }
+    // Highest scores first; a reader is absorbed once, and one that absorbs in this run is not
+    // itself absorbed (the next run sees the survivor as it now is).
     to_merge.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut absorbed: HashSet<i64> = HashSet::new();
-    let mut merged = 0;
+    let (mut absorbed, mut survivors) = (HashSet::new(), HashSet::new());
+    let mut chosen = Vec::new();
+    for m in &to_merge {
+        let (left, right) = (arena.ids[m.left], arena.ids[m.right]);
+        if absorbed.contains(&left) || absorbed.contains(&right) || survivors.contains(&right) {
+            continue;
+        }
+        absorbed.insert(right);
+        survivors.insert(left);
+        chosen.push(m);
+    }
     let ctx = {
         let mut conn = store.pool.acquire().await?;
         Context::load(&mut conn, identifier_codes(rules)).await?
     };
-    let plan = Plan { survivor_is_left: true, picks: BTreeMap::new(), fill_blanks: true };
-    for m in &to_merge {
-        let (left, right) = (arena.ids[m.left], arena.ids[m.right]);
-        if absorbed.contains(&left) || absorbed.contains(&right) {
-            continue;
-        }
-        let mut tx = store.begin().await?;
-        let Some(candidate) = insert_candidate(&mut tx, left, right, m.score, &m.evidence).await? else { continue };
-        match merge::merge(&mut tx, actor, candidate, &plan, "auto", &ctx).await {
-            Ok(_) => {
-                tx.commit().await?;
-                absorbed.insert(right);
-                merged += 1;
+    let mut merged = 0;
+    for batch in chosen.chunks(MERGE_BATCH) {
+        let pairs: Vec<(i64, i64, f64, &[Evidence])> =
+            batch.iter().map(|m| (arena.ids[m.left], arena.ids[m.right], m.score, m.evidence.as_slice())).collect();
+        merged += match merge_batch(store, actor, &pairs, &ctx).await {
+            // A record deleted or merged by someone else since the run read it: merge the
+            // batch's pairs one by one and leave the ones that no longer can be.
+            Err(StoreError::Conflict(_)) => {
+                let mut n = 0;
+                for pair in &pairs {
+                    match merge_batch(store, actor, std::slice::from_ref(pair), &ctx).await {
+                        Ok(k) => n += k,
+                        Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                n
             }
-            // A record deleted or merged by someone else since the run read it: leave the pair.
-            Err(StoreError::Conflict(_) | StoreError::NotFound) => {}
-            Err(e) => return Err(e),
-        }
+            other => other?,
+        };
     }
     let pending: Vec<&Scored> =
         to_review.iter().filter(|s| !absorbed.contains(&arena.ids[s.left]) && !absorbed.contains(&arena.ids[s.right])).collect();
     let mut tx = store.begin().await?;
     let now = now_text();
     for chunk in pending.chunks(100) {
-        let mut text = String::from("INSERT INTO match_candidates (left_id, right_id, score, evidence, status, created_at) VALUES ");
-        for i in 0..chunk.len() {
-            let b = i * 5;
-            text.push_str(&format!("{}(${}, ${}, ${}, ${}, 'pending', ${})", if i == 0 { "" } else { ", " }, b + 1, b + 2, b + 3, b + 4, b + 5));
-        }
-        text.push_str(" ON CONFLICT (left_id, right_id) DO NOTHING");
-        let query = chunk.iter().fold(sqlx::query(&text), |q, s| {
-            q.bind(arena.ids[s.left]).bind(arena.ids[s.right]).bind(s.score).bind(evidence_json(&s.evidence)).bind(now.clone())
-        });
-        query.execute(&mut *tx).await?;
+        let rows: Vec<(i64, i64, f64, &[Evidence])> =
+            chunk.iter().map(|s| (arena.ids[s.left], arena.ids[s.right], s.score, s.evidence.as_slice())).collect();
+        insert_candidates(&mut tx, &rows, &now, "").await?;
     }
     let report = ResolveReport {
         readers,
@@ -294,28 +320,49 @@ pub(crate) async fn run(store: &Store, actor: &Actor, rules: &MatchRules) -> Res
     Ok(report)
 }
 
+/// Records pairs (left id, right id, score, evidence) as pending candidates, each once; with a
+/// `RETURNING` tail, returns the rows recorded now (not those another run recorded first).
+async fn insert_candidates(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    pairs: &[(i64, i64, f64, &[Evidence])],
+    now: &str,
+    returning: &str,
+) -> Result<Vec<AnyRow>> {
+    let mut text = String::from("INSERT INTO match_candidates (left_id, right_id, score, evidence, status, created_at) VALUES ");
+    for i in 0..pairs.len() {
+        let b = i * 5;
+        text.push_str(&format!("{}(${}, ${}, ${}, ${}, 'pending', ${})", if i == 0 { "" } else { ", " }, b + 1, b + 2, b + 3, b + 4, b + 5));
+    }
+    text.push_str(" ON CONFLICT (left_id, right_id) DO NOTHING");
+    text.push_str(returning);
+    let query = pairs.iter().fold(sqlx::query(&text), |q, (l, r, score, evidence)| {
+        q.bind(*l).bind(*r).bind(*score).bind(evidence_json(evidence)).bind(now.to_string())
+    });
+    Ok(query.fetch_all(&mut **tx).await?)
+}
+
+/// Merges pairs (survivor = left) in one transaction; returns how many were merged.
+async fn merge_batch(store: &Store, actor: &Actor, pairs: &[(i64, i64, f64, &[Evidence])], ctx: &Context) -> Result<u64> {
+    let mut tx = store.begin().await?;
+    let now = now_text();
+    let mut items = Vec::with_capacity(pairs.len());
+    for chunk in pairs.chunks(100) {
+        for r in insert_candidates(&mut tx, chunk, &now, " RETURNING id, left_id, right_id").await? {
+            let plan = Plan { picks: Default::default(), fill_blanks: true };
+            items.push(Item { candidate_id: r.try_get("id")?, survivor: r.try_get("left_id")?, absorbed: r.try_get("right_id")?, plan });
+        }
+    }
+    merge::merge_all(&mut tx, actor, &items, "auto", ctx).await?;
+    tx.commit().await?;
+    Ok(items.len() as u64)
+}
+
 pub(crate) fn identifier_codes(rules: &MatchRules) -> Vec<String> {
     rules.id_number_attributes.iter().chain(&rules.card_attributes).cloned().collect()
 }
 
 pub(crate) fn evidence_json(evidence: &[Evidence]) -> String {
     serde_json::to_string(evidence).unwrap_or_else(|_| "[]".into())
-}
-
-/// Records a pair about to be merged automatically; `None` when another run recorded it first.
-async fn insert_candidate(tx: &mut sqlx::Transaction<'static, sqlx::Any>, left: i64, right: i64, score: f64, evidence: &[Evidence]) -> Result<Option<i64>> {
-    let row = sqlx::query(
-        "INSERT INTO match_candidates (left_id, right_id, score, evidence, status, created_at) VALUES ($1, $2, $3, $4, 'pending', $5)
-         ON CONFLICT (left_id, right_id) DO NOTHING RETURNING id",
-    )
-    .bind(left)
-    .bind(right)
-    .bind(score)
-    .bind(evidence_json(evidence))
-    .bind(now_text())
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(|r| r.try_get("id")).transpose()?)
 }
 
 #[cfg(test)]

@@ -18,10 +18,6 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Values per lookup statement. Lookups always bind this many (the list padded with its last
-/// value), so each has one SQL text and is prepared once per connection.
-const LOOKUP: usize = 499;
-
 /// A reader's link to a record of the job's source, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Link {
@@ -55,20 +51,6 @@ fn link(row: &AnyRow) -> Result<Link> {
     })
 }
 
-/// `{prefix}…)` with `fixed` leading parameters (each `{}` in `prefix`), then `LOOKUP` more.
-fn lookup_sql(style: Placeholders, prefix: &str, fixed: usize) -> String {
-    let mut sql = String::new();
-    for (i, part) in prefix.split("{}").enumerate() {
-        if i > 0 {
-            style.push(&mut sql, i);
-        }
-        sql.push_str(part);
-    }
-    style.push_list(&mut sql, fixed + 1, LOOKUP);
-    sql.push(')');
-    sql
-}
-
 /// Applies one job's rows inside a single transaction: committed by [`ImportWriter::finish`]
 /// (unless the job is a dry run or all-or-nothing with rejections), rolled back if dropped.
 pub struct ImportWriter {
@@ -85,22 +67,22 @@ pub struct ImportWriter {
     /// Field codes (and `attr.CODE`) the job's rows mapped, and the last row's mapping.
     mapped: BTreeSet<String>,
     last_mapping: (Vec<ReaderField>, Vec<String>),
-    sql_links: String,
-    sql_holders: String,
-    sql_seen: String,
 }
 
-/// A row bound for an existing reader: its own (changed) link, or a reader with its card number.
+/// A row bound for an existing reader: the one its record is linked to (its values changed), or
+/// one with its card number (not linked yet: a merge).
 struct Pending<'a> {
     row: &'a IncomingReader,
     fingerprint: i64,
     reader_id: i64,
-    link: Option<Link>,
+    linked: bool,
 }
 
 /// An existing reader about to take a row's values.
 struct Applied<'a> {
     pending: Pending<'a>,
+    /// The reader's link to the row's record, as stored (none for a merge).
+    link: Option<Link>,
     before: ReaderRecord,
     merged: ReaderInput,
     changed: Vec<String>,
@@ -134,7 +116,6 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         let refs = RefCache::load(&mut tx).await?;
-        let style = Placeholders::of(&tx);
         Ok(ImportWriter {
             store: self.clone(),
             tx,
@@ -146,14 +127,6 @@ impl Store {
             seen: HashMap::new(),
             mapped: BTreeSet::new(),
             last_mapping: (Vec::new(), Vec::new()),
-            sql_links: lookup_sql(style, &format!("SELECT {LINK_COLUMNS} FROM reader_sources WHERE source_id = {{}} AND external_id IN ("), 1),
-            sql_holders: lookup_sql(
-                style,
-                "SELECT r.id, r.card_no, l.external_id FROM readers r \
-                 LEFT JOIN reader_sources l ON l.reader_id = r.id AND l.source_id = {} WHERE r.card_no IN (",
-                1,
-            ),
-            sql_seen: lookup_sql(style, "UPDATE reader_sources SET seen_job_id = {} WHERE source_id = {} AND external_id IN (", 2),
         })
     }
 }
@@ -180,14 +153,19 @@ impl ImportWriter {
             batch.push((row, merge::fingerprint(row, &self.job.options)));
         }
         let ids: Vec<&str> = batch.iter().map(|(r, _)| r.external_id.as_str()).collect();
-        let _g = rows::Tm("links".into(), std::time::Instant::now(), ids.len());
-        let mut links = self.links(&ids).await?;
-        drop(_g);
+        // (fingerprint, reader id) of each row's link, by position.
+        let mut links: Vec<Option<(i64, i64)>> = vec![None; ids.len()];
+        let join = "reader_sources l ON l.source_id = {} AND l.external_id = v.column2";
+        for (i, found) in rows::lookup_keys(&mut self.tx, join, &[Param::from(self.job.source_id)], &ids, &["l.fingerprint", "l.reader_id"]).await? {
+            if let [fingerprint, reader_id] = found[..] {
+                links[i] = Some((fingerprint, reader_id));
+            }
+        }
         let (mut unchanged, mut changed, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
-        for (row, fingerprint) in batch {
-            match links.remove(row.external_id.as_str()) {
-                Some(link) if link.fingerprint == fingerprint => unchanged.push(row.external_id.as_str()),
-                Some(link) => changed.push(Pending { row, fingerprint, reader_id: link.reader_id, link: Some(link) }),
+        for ((row, fingerprint), link) in batch.into_iter().zip(links) {
+            match link {
+                Some((stored, _)) if stored == fingerprint => unchanged.push(row.external_id.as_str()),
+                Some((_, reader_id)) => changed.push(Pending { row, fingerprint, reader_id, linked: true }),
                 None => fresh.push((row, fingerprint)),
             }
         }
@@ -199,9 +177,7 @@ impl ImportWriter {
             return Ok(());
         }
         let cards: Vec<&str> = changed.iter().map(|p| p.row).chain(fresh.iter().map(|f| f.0)).map(|r| r.input.card_no.as_str()).collect();
-        let _g = rows::Tm("holders".into(), std::time::Instant::now(), cards.len());
         let holders = self.card_holders(&cards).await?;
-        drop(_g);
         // Card numbers this batch writes, with the row that writes each.
         let mut taken: HashMap<&str, u64> = HashMap::new();
         let mut updates = Vec::new();
@@ -228,7 +204,13 @@ impl ImportWriter {
                 continue;
             }
             match holders.get(card) {
-                Some((_, Some(other))) => {
+                Some(&(reader_id, true)) => {
+                    let other = sqlx::query("SELECT external_id FROM reader_sources WHERE source_id = $1 AND reader_id = $2")
+                        .bind(self.job.source_id)
+                        .bind(reader_id)
+                        .fetch_one(&mut *self.tx)
+                        .await?
+                        .try_get::<String, _>("external_id")?;
                     let msg = Msg::new(
                         format!("读者证号“{card}”已属于本数据源的另一条记录（来源编号 {other}）"),
                         format!("card number '{card}' already belongs to another record of this source (source id {other})"),
@@ -236,7 +218,7 @@ impl ImportWriter {
                     self.reject_card(row, msg);
                     continue;
                 }
-                Some((reader_id, None)) => updates.push(Pending { row, fingerprint, reader_id: *reader_id, link: None }),
+                Some(&(reader_id, false)) => updates.push(Pending { row, fingerprint, reader_id, linked: false }),
                 None => creates.push((row, fingerprint)),
             }
             taken.insert(card, row.row);
@@ -269,14 +251,11 @@ impl ImportWriter {
             self.deactivate_missing().await?;
         }
         let ImportWriter { store, tx, job, counts, rejections, mapped, .. } = self;
-        let t = std::time::Instant::now();
         if job.dry_run || refused {
             tx.rollback().await?;
         } else {
             tx.commit().await?;
         }
-        eprintln!("commit {:.3}", t.elapsed().as_secs_f64());
-        rows::dump();
         let (status, error, counts) = if refused {
             let n = counts.rejected;
             let error = Msg::new(
@@ -318,55 +297,38 @@ impl ImportWriter {
         self.reject_row(Rejection::new(row.row, field, &value, msg));
     }
 
-    /// Runs a lookup statement over `values`, `LOOKUP` at a time (the last chunk padded).
-    async fn lookup(&mut self, sql: &str, fixed: &[Param], values: &[&str]) -> Result<Vec<AnyRow>> {
-        let mut out = Vec::new();
-        for chunk in values.chunks(LOOKUP) {
-            let mut q = sqlx::query(sql);
-            for p in fixed {
-                q = match p {
-                    Param::Int(v) => q.bind(*v),
-                    Param::Text(v) => q.bind(v.clone()),
-                };
-            }
-            for i in 0..LOOKUP {
-                q = q.bind(chunk[i.min(chunk.len() - 1)].to_string());
-            }
-            out.extend(q.fetch_all(&mut *self.tx).await?);
-        }
-        Ok(out)
-    }
-
-    /// The links of this source's records with these external ids.
-    async fn links(&mut self, ids: &[&str]) -> Result<HashMap<String, Link>> {
-        let sql = std::mem::take(&mut self.sql_links);
-        let rows = self.lookup(&sql, &[Param::from(self.job.source_id)], ids).await;
-        self.sql_links = sql;
-        rows?.iter().map(|r| Ok((r.try_get("external_id")?, link(r)?))).collect()
-    }
-
-    /// The readers holding these card numbers, with the external id of this source's record
-    /// linked to each (if any).
-    async fn card_holders(&mut self, cards: &[&str]) -> Result<HashMap<String, (i64, Option<String>)>> {
-        let sql = std::mem::take(&mut self.sql_holders);
-        let rows = self.lookup(&sql, &[Param::from(self.job.source_id)], cards).await;
-        self.sql_holders = sql;
+    /// The readers holding these card numbers, and whether this source links each already.
+    async fn card_holders<'c>(&mut self, cards: &[&'c str]) -> Result<HashMap<&'c str, (i64, bool)>> {
+        let join = "readers r ON r.card_no = v.column2 LEFT JOIN reader_sources l ON l.reader_id = r.id AND l.source_id = {}";
+        let linked = "CASE WHEN l.reader_id IS NULL THEN 0 ELSE 1 END";
+        let found = rows::lookup_keys(&mut self.tx, join, &[Param::from(self.job.source_id)], cards, &["r.id", linked]).await?;
         let mut out = HashMap::new();
-        for r in rows? {
-            out.insert(r.try_get("card_no")?, (r.try_get("id")?, r.try_get("external_id")?));
+        for (i, found) in found {
+            if let [reader_id, linked] = found[..] {
+                out.insert(cards[i], (reader_id, linked != 0));
+            }
         }
         Ok(out)
     }
 
     /// Marks records met unchanged as seen by this job (for `deactivate_missing`).
     async fn mark_seen(&mut self, ids: &[&str]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
+        let style = Placeholders::of(&self.tx);
+        for chunk in ids.chunks(PARAMS_PER_STATEMENT - 2) {
+            let mut sql = String::from("UPDATE reader_sources SET seen_job_id = ");
+            style.push(&mut sql, 1);
+            sql.push_str(" WHERE source_id = ");
+            style.push(&mut sql, 2);
+            sql.push_str(" AND external_id IN (");
+            style.push_list(&mut sql, 3, chunk.len());
+            sql.push(')');
+            let mut q = sqlx::query(&sql).persistent(chunk.len() == PARAMS_PER_STATEMENT - 2).bind(self.job.id).bind(self.job.source_id);
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            q.execute(&mut *self.tx).await?;
         }
-        let sql = std::mem::take(&mut self.sql_seen);
-        let done = self.lookup(&sql, &[Param::from(self.job.id), Param::from(self.job.source_id)], ids).await;
-        self.sql_seen = sql;
-        done.map(drop)
+        Ok(())
     }
 
     /// Creates readers for rows new to the store, with their links.
@@ -404,7 +366,7 @@ impl ImportWriter {
         let fields = to_json(&BTreeMap::from([("*", job)]));
         let links: Vec<(&str, i64, i64)> = meta.iter().zip(&readers).map(|((row, fp), r)| (row.external_id.as_str(), r.id, *fp)).collect();
         let head = "INSERT INTO reader_sources (source_id, external_id, reader_id, fingerprint, fields, first_job_id, last_job_id, seen_job_id)";
-        insert_rows(&mut self.tx, head, "", 8, &links, |(ext, id, fp), p| {
+        insert_rows(&mut self.tx, head, 8, &links, |(ext, id, fp), p| {
             p.extend([
                 Param::from(source),
                 (*ext).into(),
@@ -431,15 +393,26 @@ impl ImportWriter {
         for p in pending {
             let before = load_reader(&mut self.tx, ReaderKey::Id(p.reader_id)).await?;
             let (merged, changed) = merge::apply(&before.to_input()?, p.row, &options);
-            if changed.is_empty() && p.link.is_some() {
+            if changed.is_empty() && p.linked {
                 // News from the source that the options keep out of the record.
                 quiet.push(p);
                 continue;
             }
             match self.refs.resolve(&merged, self.refs.category_id(&before.category.code), Check::Input) {
                 Ok(r) => {
+                    let link = match p.linked {
+                        true => {
+                            let row = sqlx::query(&format!("SELECT {LINK_COLUMNS} FROM reader_sources WHERE source_id = $1 AND external_id = $2"))
+                                .bind(self.job.source_id)
+                                .bind(p.row.external_id.clone())
+                                .fetch_one(&mut *self.tx)
+                                .await?;
+                            Some(link(&row)?)
+                        }
+                        false => None,
+                    };
                     resolved.push(r);
-                    changes.push(Applied { pending: p, before, merged, changed });
+                    changes.push(Applied { pending: p, link, before, merged, changed });
                 }
                 Err((field, msg)) => self.reject_field(p.row, &field, msg),
             }
@@ -458,8 +431,8 @@ impl ImportWriter {
         let mut images = Vec::new();
         let mut written = Vec::new();
         for ((c, r), _) in changes.iter().zip(readers).zip(&keep).filter(|(_, k)| **k) {
-            let image = BeforeImage { reader: c.before.clone(), external_id: c.pending.row.external_id.clone(), link: c.pending.link.clone() };
-            images.push((r.id, if c.pending.link.is_some() { "updated" } else { "merged" }, to_json(&image)));
+            let image = BeforeImage { reader: c.before.clone(), external_id: c.pending.row.external_id.clone(), link: c.link.clone() };
+            images.push((r.id, if c.link.is_some() { "updated" } else { "merged" }, to_json(&image)));
             // A merge may change nothing in the record; it still links it (and undo unlinks it).
             if !c.changed.is_empty() {
                 rows::update_reader(&mut self.tx, &r, &now, None).await?;
@@ -469,19 +442,19 @@ impl ImportWriter {
         let ids: Vec<i64> = written.iter().map(|r| r.id).collect();
         rows::delete_children(&mut self.tx, &ids).await?;
         rows::insert_children(&mut self.tx, &written).await?;
-        insert_rows(&mut self.tx, "INSERT INTO import_changes (job_id, reader_id, action, before_json)", "", 4, &images, |(id, action, image), p| {
+        insert_rows(&mut self.tx, "INSERT INTO import_changes (job_id, reader_id, action, before_json)", 4, &images, |(id, action, image), p| {
             p.extend([Param::from(job), Param::from(*id), (*action).into(), image.as_str().into()])
         })
         .await?;
         let changes = changes.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c);
         for c in changes {
-            let mut fields: BTreeMap<String, i64> = match &c.pending.link {
+            let mut fields: BTreeMap<String, i64> = match &c.link {
                 Some(l) => from_json(&l.fields, "provenance")?,
                 None => BTreeMap::new(),
             };
             fields.extend(c.changed.iter().map(|f| (f.clone(), job)));
             let fp = c.pending.fingerprint;
-            match &c.pending.link {
+            match &c.link {
                 Some(_) => {
                     self.counts.updated += 1;
                     sqlx::query(
@@ -617,7 +590,7 @@ impl Store {
         sqlx::query("DELETE FROM import_rejections WHERE job_id = $1").bind(job.id).execute(&mut *tx).await?;
         let numbered: Vec<(usize, &Rejection)> = rejections.iter().enumerate().collect();
         let head = "INSERT INTO import_rejections (job_id, seq, row_no, column_name, value, reason_zh, reason_en)";
-        insert_rows(&mut tx, head, "", 7, &numbered, |(seq, r), p| {
+        insert_rows(&mut tx, head, 7, &numbered, |(seq, r), p| {
             p.extend([
                 Param::from(job.id),
                 Param::from(*seq as i64),

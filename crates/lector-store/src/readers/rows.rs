@@ -9,7 +9,7 @@ use lector_domain::contact::lookup_key;
 use lector_domain::name::{search_keys, PersonName};
 use lector_domain::reader::{CardNo, Contact, ReaderInput};
 use lector_domain::Msg;
-use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, Row};
 use std::collections::HashMap;
@@ -51,9 +51,9 @@ impl Placeholders {
     }
 }
 
-/// `{head} VALUES (…), (…){tail}` for `rows` rows of `width` values.
-fn statement(style: Placeholders, head: &str, tail: &str, width: usize, rows: usize) -> String {
-    let mut sql = String::with_capacity(head.len() + tail.len() + rows * width * 6);
+/// `{head} VALUES (…), (…)` for `rows` rows of `width` values.
+fn statement(style: Placeholders, head: &str, width: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * width * 6);
     sql.push_str(head);
     sql.push_str(" VALUES ");
     for r in 0..rows {
@@ -61,7 +61,6 @@ fn statement(style: Placeholders, head: &str, tail: &str, width: usize, rows: us
         style.push_list(&mut sql, r * width + 1, width);
         sql.push(')');
     }
-    sql.push_str(tail);
     sql
 }
 
@@ -73,35 +72,83 @@ fn bind_all<'q>(query: Query<'q, Any, AnyArguments<'q>>, params: Vec<Param>) -> 
 }
 
 /// Inserts `rows` with `width` values each (pushed by `values`), about 500 parameters per
-/// statement, and returns what `tail` (a `RETURNING` clause, or nothing) yields. Every full
-/// chunk has the same SQL text, so the connection prepares it once; the last, shorter chunk is
-/// not kept in the statement cache.
+/// statement. Every full chunk has the same SQL text, so the connection prepares it once; the
+/// last, shorter chunk is not kept in the statement cache.
 pub(crate) async fn insert_rows<T>(
     conn: &mut AnyConnection,
     head: &str,
-    tail: &str,
     width: usize,
     rows: &[T],
     mut values: impl FnMut(&T, &mut Vec<Param>),
-) -> Result<Vec<AnyRow>, sqlx::Error> {
+) -> Result<(), sqlx::Error> {
     let per = (PARAMS_PER_STATEMENT / width).max(1);
     let style = Placeholders::of(conn);
-    let full = statement(style, head, tail, width, per);
-    let mut out = Vec::new();
-    let t0 = std::time::Instant::now();
-    let _g = Tm(head.split('(').next().unwrap_or("").to_string(), t0, rows.len());
+    let full = statement(style, head, width, per);
     for chunk in rows.chunks(per) {
         let mut params = Vec::with_capacity(chunk.len() * width);
         for row in chunk {
             values(row, &mut params);
         }
-        let fetched = if chunk.len() == per {
-            bind_all(sqlx::query(&full), params).fetch_all(&mut *conn).await?
+        if chunk.len() == per {
+            bind_all(sqlx::query(&full), params).execute(&mut *conn).await?;
         } else {
-            let text = statement(style, head, tail, width, chunk.len());
-            bind_all(sqlx::query(&text).persistent(false), params).fetch_all(&mut *conn).await?
-        };
-        out.extend(fetched);
+            let text = statement(style, head, width, chunk.len());
+            bind_all(sqlx::query(&text).persistent(false), params).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Keys per lookup statement; lookups always bind this many (the last chunk padded with its last
+/// key), so each has one SQL text and is prepared once per connection.
+const LOOKUP_KEYS: usize = 500;
+
+/// Looks up many text keys at once: joins `(position, key)` rows to `join` (which refers to the key
+/// as `v.column2`, and whose `{}` are the parameters `fixed`) and returns, for each match, the
+/// key's position in `keys` and the integers `exprs` yield. Each statement returns a single
+/// aggregated row, because sqlx hands result rows over from its SQLite thread one at a time,
+/// which costs more than the lookup itself.
+pub(crate) async fn lookup_keys(
+    conn: &mut AnyConnection,
+    join: &str,
+    fixed: &[Param],
+    keys: &[&str],
+    exprs: &[&str],
+) -> Result<Vec<(usize, Vec<i64>)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let style = Placeholders::of(conn);
+    let mut sql = String::from("SELECT string_agg(CAST(v.column1 AS TEXT)");
+    for e in exprs {
+        let _ = write!(sql, " || ':' || CAST(({e}) AS TEXT)");
+    }
+    sql.push_str(", ',') AS hits FROM (VALUES ");
+    for i in 0..LOOKUP_KEYS {
+        let _ = write!(sql, "{}({i}, ", if i == 0 { "" } else { ", " });
+        style.push(&mut sql, i + 1);
+        sql.push(')');
+    }
+    sql.push_str(") AS v JOIN ");
+    for (i, part) in join.split("{}").enumerate() {
+        if i > 0 {
+            style.push(&mut sql, LOOKUP_KEYS + i);
+        }
+        sql.push_str(part);
+    }
+    let mut out = Vec::new();
+    for (c, chunk) in keys.chunks(LOOKUP_KEYS).enumerate() {
+        let mut params: Vec<Param> = (0..LOOKUP_KEYS).map(|i| chunk[i.min(chunk.len() - 1)].into()).collect();
+        params.extend(fixed.iter().cloned());
+        let row = bind_all(sqlx::query(&sql), params).fetch_one(&mut *conn).await?;
+        let hits: Option<String> = row.try_get("hits")?;
+        for hit in hits.as_deref().unwrap_or("").split(',').filter(|h| !h.is_empty()) {
+            let mut numbers = hit.split(':').map(|n| n.parse::<i64>().map_err(|e| StoreError::Other(format!("lookup result '{hit}': {e}"))));
+            let position = numbers.next().transpose()?.unwrap_or(-1);
+            if (0..chunk.len() as i64).contains(&position) {
+                out.push((c * LOOKUP_KEYS + position as usize, numbers.collect::<Result<Vec<i64>>>()?));
+            }
+        }
     }
     Ok(out)
 }
@@ -113,21 +160,24 @@ pub(crate) struct ReaderRow<'a> {
     pub resolved: Resolved,
 }
 
-/// Inserts the reader rows (version 1, created and updated at `at`) and sets each one's id.
+/// Inserts the reader rows (version 1, created and updated at `at`) and sets each one's id
+/// (looked up by card number afterwards: cheaper than `RETURNING` through sqlx).
 pub(crate) async fn insert_readers(conn: &mut AnyConnection, readers: &mut [ReaderRow<'_>], at: &str) -> Result<()> {
     let head = format!("INSERT INTO readers ({READER_COLUMNS}, version, created_at, updated_at)");
-    let rows = insert_rows(conn, &head, " RETURNING id, card_no", 16, readers, |r, p| {
+    insert_rows(conn, &head, 16, readers, |r, p| {
         p.extend(reader_values(r.input, r.resolved.category_id, r.resolved.owner_id));
         p.extend([Param::from(1), Param::from(at), Param::from(at)]);
     })
     .await
     .map_err(|e| if is_unique_violation(&e) { duplicate_card("…") } else { StoreError::from(e) })?;
-    let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        ids.insert(row.try_get("card_no")?, row.try_get("id")?);
+    let cards: Vec<&str> = readers.iter().map(|r| r.input.card_no.as_str()).collect();
+    let mut found = 0;
+    for (i, ids) in lookup_keys(conn, "readers r ON r.card_no = v.column2", &[], &cards, &["r.id"]).await? {
+        readers[i].id = ids.first().copied().unwrap_or_default();
+        found += 1;
     }
-    for r in readers.iter_mut() {
-        r.id = *ids.get(r.input.card_no.as_str()).ok_or_else(|| StoreError::Other(format!("no id for card {}", r.input.card_no.as_str())))?;
+    if found != readers.len() {
+        return Err(StoreError::Other(format!("{} of {} readers inserted were not found again", readers.len() - found, readers.len())));
     }
     Ok(())
 }
@@ -192,7 +242,7 @@ pub(crate) async fn insert_children(conn: &mut AnyConnection, readers: &[ReaderR
         keys.extend(own.into_iter().map(|k| (r.id, k)));
     }
     let head = "INSERT INTO reader_contacts (reader_id, kind, value, lookup, is_primary, verified, position)";
-    insert_rows(conn, head, "", 7, &contacts, |(id, c, pos), p| {
+    insert_rows(conn, head, 7, &contacts, |(id, c, pos), p| {
         p.extend([
             Param::from(*id),
             c.kind.code().into(),
@@ -205,7 +255,7 @@ pub(crate) async fn insert_children(conn: &mut AnyConnection, readers: &[ReaderR
     })
     .await?;
     let head = "INSERT INTO reader_related (reader_id, name, relation, phone, email, position)";
-    insert_rows(conn, head, "", 6, &related, |(id, x, pos), p| {
+    insert_rows(conn, head, 6, &related, |(id, x, pos), p| {
         p.extend([
             Param::from(*id),
             x.name.as_str().into(),
@@ -216,14 +266,14 @@ pub(crate) async fn insert_children(conn: &mut AnyConnection, readers: &[ReaderR
         ])
     })
     .await?;
-    insert_rows(conn, "INSERT INTO reader_tags (reader_id, tag)", "", 2, &tags, |(id, t), p| p.extend([Param::from(*id), (*t).into()]))
+    insert_rows(conn, "INSERT INTO reader_tags (reader_id, tag)", 2, &tags, |(id, t), p| p.extend([Param::from(*id), (*t).into()]))
         .await?;
     let head = "INSERT INTO reader_attributes (reader_id, attr_id, value, position)";
-    insert_rows(conn, head, "", 4, &attributes, |(id, attr, v, pos), p| {
+    insert_rows(conn, head, 4, &attributes, |(id, attr, v, pos), p| {
         p.extend([Param::from(*id), Param::from(*attr), (*v).into(), Param::from(*pos)])
     })
     .await?;
-    insert_rows(conn, "INSERT INTO reader_search_keys (key, reader_id)", "", 2, &keys, |(id, k), p| {
+    insert_rows(conn, "INSERT INTO reader_search_keys (key, reader_id)", 2, &keys, |(id, k), p| {
         p.extend([k.as_str().into(), Param::from(*id)])
     })
     .await?;
@@ -320,8 +370,3 @@ pub(crate) async fn restore_record(conn: &mut AnyConnection, refs: &RefCache, re
     insert_children(conn, std::slice::from_ref(&row)).await?;
     Ok(true)
 }
-
-pub struct Tm(pub String, pub std::time::Instant, pub usize);
-pub static TIMES: std::sync::Mutex<Vec<(String, f64, usize)>> = std::sync::Mutex::new(Vec::new());
-impl Drop for Tm { fn drop(&mut self) { let mut t = TIMES.lock().unwrap(); let e = self.1.elapsed().as_secs_f64(); if let Some(x) = t.iter_mut().find(|x| x.0 == self.0) { x.1 += e; x.2 += self.2 } else { t.push((self.0.clone(), e, self.2)) } } }
-pub fn dump() { for (k, v, n) in TIMES.lock().unwrap().drain(..) { eprintln!("{k:60} {v:8.3}s {n}"); } }

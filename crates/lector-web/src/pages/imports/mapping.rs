@@ -414,6 +414,27 @@ mod tests {
     }
 
     #[test]
+    fn selects_set_targets_and_keep_the_rest() {
+        let toml = "[columns.\"类型\"]\nfield = \"ignore\"\nvalues = { \"本科\" = \"undergraduate\" }\n";
+        let chosen = [("类型", "category"), ("学号", "card_no"), ("备用", "ignore")].map(|(h, t)| (h.to_string(), t.to_string()));
+        let out = with_targets(toml, &chosen).unwrap();
+        let t = targets(&Profile::from_toml(&out).unwrap());
+        assert_eq!(t.get(&header_key("类型")).map(String::as_str), Some("category"));
+        assert_eq!(t.get(&header_key("学号")).map(String::as_str), Some("card_no"));
+        assert!(!t.contains_key(&header_key("备用")), "an ignored column the profile did not name stays out: {out}");
+        assert!(out.contains("本科"), "value maps are kept: {out}");
+    }
+
+    #[test]
+    fn the_profile_spelling_of_a_header_is_kept() {
+        let out = with_targets("[columns.\"Ｅmail \"]\nfield = \"ignore\"\n", &[("email".to_string(), "email".to_string())]).unwrap();
+        let t = targets(&Profile::from_toml(&out).unwrap());
+        assert_eq!(t.len(), 1, "{out}");
+        assert_eq!(t.get("email").map(String::as_str), Some("email"));
+        assert!(with_targets("[columns", &[]).is_err(), "a broken profile is an error");
+    }
+
+    #[test]
     fn columns_keep_a_target_they_do_not_list() {
         let choices = vec![("card_no".to_string(), "Card".to_string()), ("ignore".to_string(), "Ignore".to_string())];
         let chosen: BTreeMap<String, String> = [(header_key("姓"), "family_name".to_string())].into();
