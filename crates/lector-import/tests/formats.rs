@@ -558,3 +558,15 @@ fn ndjson_headers_come_from_the_first_thousand_lines() {
     assert!(e.message.zh.contains("nickname") && e.message.en.contains("first 1000 lines"), "{e}");
     assert_eq!(items[1001].as_ref().unwrap().cells, ["last"]);
 }
+
+#[test]
+fn windows_line_ends_keep_spreadsheet_row_numbers() {
+    let dir = TempDir::new().unwrap();
+    let text = "卡号,姓名\r\n1,张三\r\n\r\n\"2\",\"李\r\n四\"\r\n3,王五\r\n";
+    let (_, items) = read(&write(&dir, "crlf.csv", text.as_bytes()), &OpenOptions::default());
+    assert_eq!(rows(&items), vec![(2, vec!["1", "张三"]), (4, vec!["2", "李\r\n四"]), (6, vec!["3", "王五"])]);
+    let old_mac = "卡号,姓名\r1,张三\r2,李四\r";
+    let (opened, items) = read(&write(&dir, "mac.csv", old_mac.as_bytes()), &OpenOptions::default());
+    assert_eq!(headers(&opened), vec!["卡号", "姓名"]);
+    assert_eq!(rows(&items).iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(), vec![vec!["1", "张三"], vec!["2", "李四"]]);
+}

@@ -101,6 +101,16 @@ fn settled(mut r: ReaderRecord) -> ReaderRecord {
     r
 }
 
+fn talk(subject: &str) -> InteractionInput {
+    InteractionInput {
+        channel: Channel::Phone,
+        direction: Direction::Inbound,
+        subject: subject.into(),
+        notes: None,
+        occurred_at: chrono::NaiveDateTime::parse_from_str("2025-02-01 10:00", "%Y-%m-%d %H:%M").unwrap(),
+    }
+}
+
 fn choices(survivor: &str, fields: &[(&str, &str)]) -> MergeChoices {
     MergeChoices { survivor: survivor.into(), fields: fields.iter().map(|(f, s)| (f.to_string(), s.to_string())).collect::<BTreeMap<_, _>>() }
 }
@@ -168,6 +178,18 @@ mod scenario {
         create(&store, h).await;
         // Nothing in common with anyone.
         create(&store, draft("R009", "孙丽")).await;
+        // History of the absorbed records follows them (both merges in one batch).
+        let staff = store
+            .create_user(
+                &actor(),
+                NewUser { username: "wang".into(), display_name: "王".into(), role: Role::Librarian, department: None, password: "wang-password-1".into() },
+            )
+            .await
+            .unwrap();
+        let librarian = Actor::user(staff.id, "wang", "10.0.0.1");
+        for id in [b.id, d.id, d.id] {
+            store.record_interaction(&librarian, id, &talk("问借期")).await.unwrap();
+        }
 
         let report = resolve(&store).await;
         assert_eq!(report.readers, 9);
@@ -184,6 +206,7 @@ mod scenario {
         assert_eq!(store.reader_by_card("R004").await.unwrap().id, c.id);
         assert_eq!(store.reader(c.id).await.unwrap().attributes.get("student_no"), Some(&vec!["2021001".to_string()]));
         assert!(store.reader(d.id).await.is_err());
+        assert_eq!((rows_of("interactions", a.id).await, rows_of("interactions", c.id).await), (1, 2));
 
         let queue = pending(&store).await;
         assert_eq!(queue.len(), 2);
@@ -299,13 +322,6 @@ mod scenario {
         let b = create(&store, b).await;
 
         // History on both: interactions, tasks, a case each, a hand-over, import links.
-        let talk = |subject: &str| InteractionInput {
-            channel: Channel::Phone,
-            direction: Direction::Inbound,
-            subject: subject.into(),
-            notes: None,
-            occurred_at: chrono::NaiveDateTime::parse_from_str("2025-02-01 10:00", "%Y-%m-%d %H:%M").unwrap(),
-        };
         store.record_interaction(&librarian, a.id, &talk("问借期")).await.unwrap();
         store.record_interaction(&librarian, b.id, &talk("问续借")).await.unwrap();
         let task = |title: &str| TaskInput { title: title.into(), notes: None, due_on: today(), assignee: "li.na".into() };

@@ -4,7 +4,7 @@
 use super::table::{Fault, RawRow, RawRows, Table, MAX_CELL};
 use crate::decode::{self, CellText};
 use crate::{Format, OpenOptions, Opened, RecordSource, SourceError, SourceHints};
-use ::csv::{ByteRecord, Reader, ReaderBuilder};
+use ::csv::{ByteRecord, Reader, ReaderBuilder, Terminator};
 use encoding_rs::Encoding;
 use lector_domain::Msg;
 use std::io::Read;
@@ -34,8 +34,17 @@ pub(crate) fn open(
     // of an ASCII-compatible encoding uses as a trailing byte; `|` (0x7C) may be one in GBK.
     let ascii_splits = delimiter < 0x40;
     let text = decode::open_text(path, encoding, ascii_splits)?;
-    let reader =
-        ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).buffer_capacity(64 * 1024).from_reader(text.reader);
+    // Records end at `\n` (a `\r` before it is trimmed from the last cell): with `\r\n` as one
+    // terminator the csv crate numbers each record after the first one line too low. Files that
+    // end lines with `\r` alone (old Mac exports) keep the crate's own terminator.
+    let terminator = if !sample.contains('\n') && sample.contains('\r') { Terminator::CRLF } else { Terminator::Any(b'\n') };
+    let reader = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .terminator(terminator)
+        .buffer_capacity(64 * 1024)
+        .from_reader(text.reader);
     let rows = CsvRows { reader, record: ByteRecord::new(), cells: text.cells, encoding: decode::name(encoding), ended: false };
     let table = Table::new(rows, opts.header_row)?;
     let format = format.unwrap_or_else(|| detected_format(table.headers(), delimiter));
@@ -132,7 +141,9 @@ impl RawRows for CsvRows {
         // The record's first line, as a spreadsheet would number it.
         let row = self.record.position().map_or(0, |p| p.line());
         let mut cells = Vec::with_capacity(self.record.len());
+        let last = self.record.len().saturating_sub(1);
         for (col, field) in self.record.iter().enumerate() {
+            let field = if col == last { field.strip_suffix(b"\r").unwrap_or(field) } else { field };
             if field.len() > MAX_CELL {
                 return Some(Err(Fault::TooLarge { row, col }));
             }

@@ -220,6 +220,13 @@ fn row_values(rec: &ReaderRecord, ctx: &Context) -> Result<Vec<Param>> {
     ])
 }
 
+/// True when the two records have the same values in [`ROW_COLUMNS`] (version and time aside).
+fn same_fields(a: &ReaderRecord, b: &ReaderRecord) -> bool {
+    (&a.name, &a.pinyin, &a.initials, a.gender, &a.birth_date, &a.category.code, &a.affiliation, a.status)
+        == (&b.name, &b.pinyin, &b.initials, b.gender, &b.birth_date, &b.category.code, &b.affiliation, b.status)
+        && (&a.enrolled_on, &a.expires_on, &a.owner, &a.notes) == (&b.enrolled_on, &b.expires_on, &b.owner, &b.notes)
+}
+
 async fn update_row(tx: &mut Tx, rec: &ReaderRecord, ctx: &Context) -> Result<()> {
     let mut sql = Sql::new("UPDATE readers SET ");
     for (i, (column, value)) in ROW_COLUMNS.iter().zip(row_values(rec, ctx)?).enumerate() {
@@ -395,15 +402,31 @@ pub(crate) async fn merge_all(tx: &mut Tx, actor: &Actor, items: &[Item], how: &
         }
     }
 
-    // The survivors as they end up: row, children, search keys.
-    for snap in current.values() {
-        update_row(tx, &snap.record, ctx).await?;
+    // The survivors as they end up: row (most keep their fields and only move on a version),
+    // children, search keys.
+    let mut bumped = Vec::new();
+    for (id, snap) in &current {
+        if records.get(id).is_some_and(|was| same_fields(&snap.record, was)) {
+            bumped.push((*id, snap.record.version));
+        } else {
+            update_row(tx, &snap.record, ctx).await?;
+        }
+    }
+    for chunk in bumped.chunks(PARAMS / 3) {
+        let mut sql = Sql::new("UPDATE readers SET version = CASE id");
+        for (id, version) in chunk {
+            sql.push(" WHEN ").bind(*id).push(" THEN ").bind(*version);
+        }
+        sql.push(" END, updated_at = ").bind(now.as_str()).push(" WHERE id IN (");
+        sql.bind_list(chunk.iter().map(|(id, _)| Param::from(*id))).push(")").query().execute(&mut **tx).await?;
     }
     let changed: Vec<&ReaderRecord> = current
         .iter()
-        .map(|(id, s)| (&s.record, &records[id]))
-        .filter(|(now, was)| now.contacts != was.contacts || now.related != was.related || now.tags != was.tags || now.attributes != was.attributes)
-        .map(|(now, _)| now)
+        .filter(|(id, s)| {
+            let (now, was) = (&s.record, records.get(id));
+            was.is_none_or(|was| now.contacts != was.contacts || now.related != was.related || now.tags != was.tags || now.attributes != was.attributes)
+        })
+        .map(|(_, s)| &s.record)
         .collect();
     write_children(tx, &changed, ctx).await?;
     let mut new_keys = Vec::new();

@@ -7,7 +7,7 @@ use super::{merge, ImportJob, MAX_STORED_REJECTIONS};
 use crate::audit::{self, Change};
 use crate::db::Param;
 use crate::readers::refs::{Check, RefCache};
-use crate::readers::rows::{self, insert_rows, Placeholders, ReaderRow};
+use crate::readers::rows::{self, insert_rows, Placeholders, ReaderRow, PARAMS_PER_STATEMENT};
 use crate::readers::{load_reader, ReaderKey, ReaderRecord};
 use crate::{now_text, Actor, Result, Store, StoreError};
 use lector_domain::import::{ImportCounts, IncomingReader, JobStatus, ReaderField, Rejection};
