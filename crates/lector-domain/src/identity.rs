@@ -196,16 +196,25 @@ impl MatchRules {
             let w = self.weights.of(e);
             let field = format!("weights.{}", e.code());
             if !w.is_finite() {
-                errs.push(field, Msg::new(format!("权重 {} 必须是有限的数", e.code()), format!("weight {} must be a finite number", e.code())));
+                errs.push(
+                    field,
+                    Msg::new(format!("权重 {} 必须是有限的数", e.code()), format!("weight {} must be a finite number", e.code())),
+                );
             } else if e.is_against() && w > 0.0 {
                 errs.push(
                     field,
-                    Msg::new(format!("权重 {} 表示不是同一人，不能为正数", e.code()), format!("weight {} counts against a match: it cannot be positive", e.code())),
+                    Msg::new(
+                        format!("权重 {} 表示不是同一人，不能为正数", e.code()),
+                        format!("weight {} counts against a match: it cannot be positive", e.code()),
+                    ),
                 );
             } else if !e.is_against() && w < 0.0 {
                 errs.push(
                     field,
-                    Msg::new(format!("权重 {} 表示是同一人，不能为负数", e.code()), format!("weight {} counts for a match: it cannot be negative", e.code())),
+                    Msg::new(
+                        format!("权重 {} 表示是同一人，不能为负数", e.code()),
+                        format!("weight {} counts for a match: it cannot be negative", e.code()),
+                    ),
                 );
             }
         }

@@ -71,7 +71,6 @@ pub struct MergeRecord {
     pub undone_at: Option<String>,
 }
 
-
 const CANDIDATE_COLUMNS: &str = "m.id, m.left_id, m.right_id, m.score, m.evidence, m.status, m.created_at";
 
 /// The candidates of `status` that can be shown: a pending or distinct pair whose two readers
@@ -83,7 +82,10 @@ fn candidate_filter(status: &str) -> Result<&'static str> {
         "merged" => Ok(" WHERE m.status = $1 AND EXISTS (SELECT 1 FROM merges g WHERE g.candidate_id = m.id AND g.undone_at IS NULL)"),
         other => Err(StoreError::invalid(
             "status",
-            Msg::new(format!("状态应为 pending、merged 或 distinct，而不是“{other}”"), format!("status must be pending, merged or distinct, not '{other}'")),
+            Msg::new(
+                format!("状态应为 pending、merged 或 distinct，而不是“{other}”"),
+                format!("status must be pending, merged or distinct, not '{other}'"),
+            ),
         )),
     }
 }
@@ -94,15 +96,18 @@ async fn candidate(conn: &mut AnyConnection, row: &AnyRow) -> Result<Option<Matc
     let (id, left_id, right_id): (i64, i64, i64) = (row.try_get("id")?, row.try_get("left_id")?, row.try_get("right_id")?);
     let status: String = row.try_get("status")?;
     let sides = if status == "merged" {
-        let merge = sqlx::query("SELECT absorbed_snapshot, survivor_before FROM merges WHERE candidate_id = $1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let merge = sqlx::query(
+            "SELECT absorbed_snapshot, survivor_before FROM merges WHERE candidate_id = $1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
         match merge {
             None => None,
             Some(m) => {
                 let parse = |col: &str| -> Result<ReaderRecord> {
-                    let s: Snapshot = serde_json::from_str(&m.try_get::<String, _>(col)?).map_err(|e| StoreError::Other(format!("merge snapshot: {e}")))?;
+                    let s: Snapshot = serde_json::from_str(&m.try_get::<String, _>(col)?)
+                        .map_err(|e| StoreError::Other(format!("merge snapshot: {e}")))?;
                     Ok(s.record)
                 };
                 let (a, b) = (parse("survivor_before")?, parse("absorbed_snapshot")?);
@@ -145,7 +150,13 @@ fn plan(choices: &MergeChoices) -> Result<(bool, Plan)> {
         let known = merge::FIELDS.contains(&field.as_str()) || field.strip_prefix("attributes.").is_some_and(|code| !code.is_empty());
         if !known {
             let all = merge::FIELDS.join(", ");
-            errs.push(key, Msg::new(format!("没有可选择的字段“{field}”，可选：{all}、attributes.代码"), format!("no field '{field}' to choose; use {all} or attributes.CODE")));
+            errs.push(
+                key,
+                Msg::new(
+                    format!("没有可选择的字段“{field}”，可选：{all}、attributes.代码"),
+                    format!("no field '{field}' to choose; use {all} or attributes.CODE"),
+                ),
+            );
             continue;
         }
         if let Some(left) = errs.take(&key, side(chosen)) {
@@ -225,9 +236,15 @@ impl Store {
         let (page, per_page) = (page.max(1), per_page.clamp(1, 200));
         let order = if status == "pending" { "m.score DESC, m.id" } else { "m.decided_at DESC, m.id DESC" };
         let mut conn = self.pool.acquire().await?;
-        let total: i64 =
-            sqlx::query(&format!("SELECT COUNT(*) AS n FROM match_candidates m{filter}")).bind(status).fetch_one(&mut *conn).await?.try_get("n")?;
-        let list = format!("SELECT {CANDIDATE_COLUMNS} FROM match_candidates m{filter} ORDER BY {order} LIMIT {per_page} OFFSET {}", (page - 1) * per_page);
+        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM match_candidates m{filter}"))
+            .bind(status)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("n")?;
+        let list = format!(
+            "SELECT {CANDIDATE_COLUMNS} FROM match_candidates m{filter} ORDER BY {order} LIMIT {per_page} OFFSET {}",
+            (page - 1) * per_page
+        );
         let rows = sqlx::query(&list).bind(status).fetch_all(&mut *conn).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {

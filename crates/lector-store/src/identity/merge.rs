@@ -169,7 +169,8 @@ fn combine(s: &ReaderRecord, a: &ReaderRecord, plan: &Plan, ctx: &Context) -> (R
             push_new(mine, theirs);
             continue;
         }
-        let loser = if take(&format!("attributes.{code}"), false, false) { std::mem::replace(mine, theirs.clone()) } else { theirs.clone() };
+        let loser =
+            if take(&format!("attributes.{code}"), false, false) { std::mem::replace(mine, theirs.clone()) } else { theirs.clone() };
         if ctx.identifier_codes.contains(code) {
             dropped.extend(loser.into_iter().filter(|v| !mine.contains(v)).map(|v| (code.clone(), v)));
         }
@@ -282,7 +283,15 @@ async fn write_children(tx: &mut Tx, records: &[&ReaderRecord], ctx: &Context) -
         for (i, c) in rec.contacts.iter().enumerate() {
             let (kind, value) = (c.kind.code(), c.value.as_str());
             let lookup = lookup_key(c.kind, value);
-            contacts.push(vec![id.into(), kind.into(), value.into(), lookup.into(), c.primary.into(), c.verified.into(), (i as i64).into()]);
+            contacts.push(vec![
+                id.into(),
+                kind.into(),
+                value.into(),
+                lookup.into(),
+                c.primary.into(),
+                c.verified.into(),
+                (i as i64).into(),
+            ]);
         }
         for (i, r) in rec.related.iter().enumerate() {
             let (name, relation) = (r.name.as_str(), r.relation.as_str());
@@ -291,7 +300,9 @@ async fn write_children(tx: &mut Tx, records: &[&ReaderRecord], ctx: &Context) -
         tags.extend(rec.tags.iter().map(|t| vec![id.into(), t.as_str().into()]));
         for (code, values) in &rec.attributes {
             if let Some((attr_id, _)) = ctx.defs.get(code) {
-                attributes.extend(values.iter().enumerate().map(|(i, v)| vec![id.into(), (*attr_id).into(), v.as_str().into(), (i as i64).into()]));
+                attributes.extend(
+                    values.iter().enumerate().map(|(i, v)| vec![id.into(), (*attr_id).into(), v.as_str().into(), (i as i64).into()]),
+                );
             }
         }
     }
@@ -316,7 +327,8 @@ async fn search_keys_of(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, Vec<Str
 
 /// Adds `keys` to reader `id`'s search keys.
 async fn add_keys(tx: &mut Tx, keys: Vec<(i64, String)>) -> Result<()> {
-    insert_rows(tx, "reader_search_keys", "key, reader_id", keys.into_iter().map(|(id, k)| vec![k.into(), id.into()]).collect(), "").await?;
+    insert_rows(tx, "reader_search_keys", "key, reader_id", keys.into_iter().map(|(id, k)| vec![k.into(), id.into()]).collect(), "")
+        .await?;
     Ok(())
 }
 
@@ -369,8 +381,10 @@ pub(crate) async fn merge_all(tx: &mut Tx, actor: &Actor, items: &[Item], how: &
                 search_keys: keys.get(&item.survivor).cloned().unwrap_or_default(),
             },
         };
-        let absorbed =
-            Snapshot { record: records.remove(&item.absorbed).ok_or_else(gone)?, search_keys: keys.remove(&item.absorbed).unwrap_or_default() };
+        let absorbed = Snapshot {
+            record: records.remove(&item.absorbed).ok_or_else(gone)?,
+            search_keys: keys.remove(&item.absorbed).unwrap_or_default(),
+        };
         let (mut after, dropped) = combine(&before.record, &absorbed.record, &item.plan, ctx);
         after.version = before.record.version + 1;
         after.updated_at = now.clone();
@@ -424,7 +438,9 @@ pub(crate) async fn merge_all(tx: &mut Tx, actor: &Actor, items: &[Item], how: &
         .iter()
         .filter(|(id, s)| {
             let (now, was) = (&s.record, records.get(id));
-            was.is_none_or(|was| now.contacts != was.contacts || now.related != was.related || now.tags != was.tags || now.attributes != was.attributes)
+            was.is_none_or(|was| {
+                now.contacts != was.contacts || now.related != was.related || now.tags != was.tags || now.attributes != was.attributes
+            })
         })
         .map(|(_, s)| &s.record)
         .collect();
@@ -552,8 +568,14 @@ pub(crate) async fn undo(tx: &mut Tx, actor: &Actor, merge_id: i64, ctx: &Contex
     }
     update_row(tx, &before.record, ctx).await?;
     write_children(tx, &[&absorbed.record, &before.record], ctx).await?;
-    sqlx::query("DELETE FROM reader_search_keys WHERE reader_id IN ($1, $2)").bind(survivor_id).bind(absorbed_id).execute(&mut **tx).await?;
-    let keys = [(&absorbed, absorbed_id), (&before, survivor_id)].into_iter().flat_map(|(s, id)| s.search_keys.iter().map(move |k| (id, k.clone())));
+    sqlx::query("DELETE FROM reader_search_keys WHERE reader_id IN ($1, $2)")
+        .bind(survivor_id)
+        .bind(absorbed_id)
+        .execute(&mut **tx)
+        .await?;
+    let keys = [(&absorbed, absorbed_id), (&before, survivor_id)]
+        .into_iter()
+        .flat_map(|(s, id)| s.search_keys.iter().map(move |k| (id, k.clone())));
     add_keys(tx, keys.collect()).await?;
     if let Some(candidate) = row.try_get::<Option<i64>, _>("candidate_id")? {
         sqlx::query("UPDATE match_candidates SET status = 'pending', decided_by = NULL, decided_at = NULL WHERE id = $1")

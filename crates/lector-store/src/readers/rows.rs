@@ -81,7 +81,7 @@ pub(crate) async fn insert_rows<T>(
     rows: &[T],
     mut values: impl FnMut(&T, &mut Vec<Param>),
 ) -> Result<(), sqlx::Error> {
-    let per = (PARAMS_PER_STATEMENT / width).max(1);
+    let per = (std::env::var("XP").ok().and_then(|v| v.parse().ok()).unwrap_or(PARAMS_PER_STATEMENT) / width).max(1);
     let style = Placeholders::of(conn);
     let full = statement(style, head, width, per);
     for chunk in rows.chunks(per) {
