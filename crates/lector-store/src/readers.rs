@@ -614,7 +614,8 @@ pub(crate) async fn load_readers(conn: &mut sqlx::AnyConnection, ids: &[i64]) ->
         let rows = rows.bind_list(list()).push(")").query().fetch_all(&mut *conn).await?;
         let mut placeholders = Sql::new("IN (");
         placeholders.bind_list(list()).push(")");
-        let parts = placeholders.with_text(&record_parts(&placeholders.text, "reader_id, part, sk, pos")).query().fetch_all(&mut *conn).await?;
+        let parts =
+            placeholders.with_text(&record_parts(&placeholders.text, "reader_id, part, sk, pos")).query().fetch_all(&mut *conn).await?;
         let mut by_reader: HashMap<i64, Vec<AnyRow>> = HashMap::new();
         for p in parts {
             by_reader.entry(p.try_get("reader_id")?).or_default().push(p);

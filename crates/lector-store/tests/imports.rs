@@ -157,7 +157,8 @@ mod scenario {
         assert_eq!(jobs.total, 2);
         assert_eq!(jobs.items.iter().map(|j| j.id).collect::<Vec<_>>(), [again.id, first.id]);
         assert_eq!(jobs.items[1].source, "教务处");
-        let runs = common::raw_count("SELECT COUNT(*) FROM audit_log WHERE action = 'import.run' AND entity_id IS NOT NULL AND $1 = 1", 1).await;
+        let runs =
+            common::raw_count("SELECT COUNT(*) FROM audit_log WHERE action = 'import.run' AND entity_id IS NOT NULL AND $1 = 1", 1).await;
         assert_eq!(runs, 2);
         let sources = store.import_sources().await.unwrap();
         assert_eq!(sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["教务处"]);
@@ -180,10 +181,13 @@ mod scenario {
         rows[1] = row(3, "S0001", &d);
         let options = ImportOptions { update_only_present: true, never_overwrite: vec![ReaderField::Name], ..Default::default() };
         let second = import(&store, "教务处", options, &rows).await;
-        assert_eq!(second.counts, counts(3, |c| {
-            c.updated = 1;
-            c.unchanged = 2;
-        }));
+        assert_eq!(
+            second.counts,
+            counts(3, |c| {
+                c.updated = 1;
+                c.unchanged = 2;
+            })
+        );
         let after = store.reader_by_card("S0001").await.unwrap();
         assert_eq!(after.name, "学生1", "never_overwrite keeps the name");
         assert_eq!(after.affiliation.as_deref(), Some("数学系"), "a blank cell keeps the stored value");
@@ -215,10 +219,13 @@ mod scenario {
         d.contacts[0].value = "lib@pku.edu.cn".into();
         let rows = vec![row(2, "koha-77", &d), row(3, "koha-78", &draft("K0001", "新读者"))];
         let job = import(&store, "Koha", ImportOptions::default(), &rows).await;
-        assert_eq!(job.counts, counts(2, |c| {
-            c.merged = 1;
-            c.created = 1;
-        }));
+        assert_eq!(
+            job.counts,
+            counts(2, |c| {
+                c.merged = 1;
+                c.created = 1;
+            })
+        );
         assert_eq!(reader_count(&store).await, 4);
         let merged = store.reader_by_card("S0002").await.unwrap();
         assert_eq!(merged.contacts[0].value, "lib@pku.edu.cn");
@@ -249,10 +256,13 @@ mod scenario {
         let options = ImportOptions { deactivate_missing: true, ..Default::default() };
         let listed: Vec<IncomingReader> = roster(4).into_iter().filter(|r| r.external_id != "S0003").collect();
         let job = import(&store, "人事处", options.clone(), &listed).await;
-        assert_eq!(job.counts, counts(3, |c| {
-            c.unchanged = 3;
-            c.deactivated = 1;
-        }));
+        assert_eq!(
+            job.counts,
+            counts(3, |c| {
+                c.unchanged = 3;
+                c.deactivated = 1;
+            })
+        );
         assert_eq!(store.reader_by_card("S0003").await.unwrap().status, ReaderStatus::Deactivated);
         assert_eq!(store.reader_by_card("S0002").await.unwrap().status, ReaderStatus::Active);
         assert_eq!(store.reader_by_card("K0001").await.unwrap().status, ReaderStatus::Active);
@@ -264,10 +274,13 @@ mod scenario {
         assert_eq!(again.counts.deactivated, 0);
         // Back in the file, unchanged since: its values (status active) apply again.
         let back = import(&store, "人事处", options.clone(), &roster(4)).await;
-        assert_eq!(back.counts, counts(4, |c| {
-            c.unchanged = 3;
-            c.updated = 1;
-        }));
+        assert_eq!(
+            back.counts,
+            counts(4, |c| {
+                c.unchanged = 3;
+                c.updated = 1;
+            })
+        );
         assert_eq!(store.reader_by_card("S0003").await.unwrap().status, ReaderStatus::Active);
         // A rejected row may be a listed reader: with any rejection, nobody is deactivated.
         let mut bad = listed.clone();
@@ -288,7 +301,8 @@ mod scenario {
         let twin = row(9, "T-1", &twin);
         rows.push(twin);
         let mut writer = {
-            let job = store.create_import_job(&actor(), &new_job("教务处", ImportOptions::default(), false), JobStatus::Running).await.unwrap();
+            let job =
+                store.create_import_job(&actor(), &new_job("教务处", ImportOptions::default(), false), JobStatus::Running).await.unwrap();
             store.begin_import(&job).await.unwrap()
         };
         writer.apply(&rows[..3]).await.unwrap();
@@ -297,10 +311,13 @@ mod scenario {
         writer.reject(bad_date("birth_date"));
         writer.reject(bad_date("expires_on"));
         writer.apply(&rows[3..]).await.unwrap();
-        assert_eq!(writer.counts(), counts(7, |c| {
-            c.created = 3;
-            c.rejected = 4;
-        }));
+        assert_eq!(
+            writer.counts(),
+            counts(7, |c| {
+                c.created = 3;
+                c.rejected = 4;
+            })
+        );
         let job = writer.finish().await.unwrap();
         assert_eq!(job.status, JobStatus::Succeeded);
         assert_eq!(job.counts.created, 3);
@@ -346,16 +363,21 @@ mod scenario {
         let job = run(&store, new_job("教务处", options, true), &rows).await;
         assert!(job.dry_run);
         assert_eq!(job.status, JobStatus::Succeeded);
-        assert_eq!(job.counts, counts(5, |c| {
-            c.created = 1;
-            c.updated = 1;
-            c.unchanged = 2;
-            c.rejected = 1;
-        }));
+        assert_eq!(
+            job.counts,
+            counts(5, |c| {
+                c.created = 1;
+                c.updated = 1;
+                c.unchanged = 2;
+                c.rejected = 1;
+            })
+        );
         assert_eq!(reader_count(&store).await, 3);
         assert_eq!(store.reader_by_card("S0001").await.unwrap(), before);
         assert_eq!(store.import_rejections(job.id).await.unwrap().len(), 1, "the report of a dry run keeps its rejections");
-        let audited = common::raw_count("SELECT COUNT(*) FROM audit_log WHERE action = 'import.dry_run' AND entity_id = CAST($1 AS TEXT)", job.id).await;
+        let audited =
+            common::raw_count("SELECT COUNT(*) FROM audit_log WHERE action = 'import.dry_run' AND entity_id = CAST($1 AS TEXT)", job.id)
+                .await;
         assert_eq!(audited, 1);
         let undo = conflict(store.undo_import_job(&actor(), job.id).await);
         assert!(undo.en.contains("dry run"), "{}", undo.en);
@@ -409,7 +431,8 @@ mod scenario {
         assert_eq!(reader_count(&store).await, 1);
         assert!(store.reader_by_card("M0001").await.is_ok());
         assert_eq!(common::raw_count("SELECT COUNT(*) FROM reader_sources WHERE $1 = 1", 1).await, 0);
-        let audited = common::raw_count("SELECT COUNT(*) FROM audit_log WHERE action = 'import.undo' AND entity_id = CAST($1 AS TEXT)", job.id).await;
+        let audited =
+            common::raw_count("SELECT COUNT(*) FROM audit_log WHERE action = 'import.undo' AND entity_id = CAST($1 AS TEXT)", job.id).await;
         assert_eq!(audited, 1);
         let again = conflict(store.undo_import_job(&actor(), job.id).await);
         assert!(again.en.contains("undone"), "{}", again.en);
@@ -426,13 +449,17 @@ mod scenario {
         full.contacts[0].verified = true;
         full.tags = vec!["新生".into()];
         full.notes = Some("手工备注".into());
-        full.related = vec![lector_store::domain::reader::RelatedDraft { name: "王父".into(), relation: "父亲".into(), ..Default::default() }];
+        full.related =
+            vec![lector_store::domain::reader::RelatedDraft { name: "王父".into(), relation: "父亲".into(), ..Default::default() }];
         let manual = store.create_reader(&actor(), &full.parse(today()).unwrap()).await.unwrap();
         let first = import(&store, "教务处", ImportOptions::default(), &roster(3)).await;
-        assert_eq!(first.counts, counts(3, |c| {
-            c.created = 2;
-            c.merged = 1;
-        }));
+        assert_eq!(
+            first.counts,
+            counts(3, |c| {
+                c.created = 2;
+                c.merged = 1;
+            })
+        );
         let after_first = store.reader(manual.id).await.unwrap();
         assert_eq!(after_first.name, "学生1");
         assert_eq!(after_first.tags, ["新生"], "what the source does not map stays");
@@ -484,7 +511,8 @@ mod scenario {
         assert!(store.claim_import_job("w0", 60).await.unwrap().is_none());
         let mut queued = Vec::new();
         for i in 0..6 {
-            let job = store.create_import_job(&actor(), &new_job(&format!("源{i}"), ImportOptions::default(), false), JobStatus::Queued).await;
+            let job =
+                store.create_import_job(&actor(), &new_job(&format!("源{i}"), ImportOptions::default(), false), JobStatus::Queued).await;
             queued.push(job.unwrap().id);
         }
         // Four workers race for six jobs: each job goes to exactly one of them.
@@ -561,7 +589,10 @@ mod scenario {
         assert!(matches!(store.mapping_profile("教务处").await, Err(StoreError::NotFound)));
         store.save_mapping_profile(&actor(), "教务处", "[columns]\n学号 = \"card_no\"\n").await.unwrap();
         store.save_mapping_profile(&actor(), "Koha", "[columns]\ncardnumber = \"card_no\"\n").await.unwrap();
-        let saved = store.save_mapping_profile(&Actor::system("admin"), "教务处", "[columns]\n学号 = \"card_no\"\n姓名 = \"name\"\n").await.unwrap();
+        let saved = store
+            .save_mapping_profile(&Actor::system("admin"), "教务处", "[columns]\n学号 = \"card_no\"\n姓名 = \"name\"\n")
+            .await
+            .unwrap();
         assert_eq!(saved.updated_by, "admin");
         let all = store.mapping_profiles().await.unwrap();
         assert_eq!(all.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["Koha", "教务处"]);
@@ -582,26 +613,34 @@ mod scenario {
         writer.apply(&roster(2)).await.unwrap();
         let job = writer.finish().await.unwrap();
         let total = (MAX_STORED_REJECTIONS + extra) as u64;
-        assert_eq!(job.counts, counts(total + 2, |c| {
-            c.rejected = total;
-            c.created = 2;
-        }));
+        assert_eq!(
+            job.counts,
+            counts(total + 2, |c| {
+                c.rejected = total;
+                c.created = 2;
+            })
+        );
         let stored = store.import_rejections(job.id).await.unwrap();
         assert_eq!(stored.len(), MAX_STORED_REJECTIONS);
         assert_eq!((stored[0].row, stored.last().unwrap().row), (2, MAX_STORED_REJECTIONS as u64 + 1));
     }
 }
 
-/// Rows per second of the writer alone on SQLite, for a fresh import and an unchanged re-import
-/// (rows built in memory, so mapping and validation are not counted).
+/// Rows per second of the writer alone, for a fresh import and an unchanged re-import (rows
+/// built in memory, so reading, mapping and validation are not counted), on SQLite and then
+/// PostgreSQL. `LECTOR_IMPORT_ROWS` sets the size (default 200,000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: cargo test --release -p lector-store --test imports -- --ignored --nocapture"]
-async fn measure_writer_speed_on_sqlite() {
+async fn measure_writer_speed() {
+    common::run("measure_writer_speed", measure).await;
+}
+
+async fn measure(store: Store) {
     let n: usize = std::env::var("LECTOR_IMPORT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("speed.db").display())).await.unwrap();
-    let surnames = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "欧阳"];
-    let given = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀兰", "霞"];
+    let surnames =
+        ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "欧阳"];
+    let given =
+        ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀兰", "霞"];
     let rows: Vec<IncomingReader> = (0..n)
         .map(|i| {
             let name = format!("{}{}{}", surnames[i % 20], given[i / 20 % 20], given[i / 400 % 20]);
@@ -625,7 +664,6 @@ async fn measure_writer_speed_on_sqlite() {
         let secs = started.elapsed().as_secs_f64();
         let c = job.counts;
         assert_eq!(if expect_created { c.created } else { c.unchanged }, n as u64);
-        println!("{label}: {n} rows in {secs:.2} s = {:.0} rows/s", n as f64 / secs);
+        println!("{:?} {label}: {n} rows in {secs:.2} s = {:.0} rows/s", store.backend(), n as f64 / secs);
     }
-    store.close().await;
 }

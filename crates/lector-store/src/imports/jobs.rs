@@ -96,7 +96,13 @@ async fn source_id(tx: &mut Transaction<'static, Any>, name: &str) -> Result<i64
 }
 
 /// Inserts a job row and audits it.
-async fn insert_job(tx: &mut Transaction<'static, Any>, actor: &Actor, source_id: i64, new: &NewImportJob, status: JobStatus) -> Result<i64> {
+async fn insert_job(
+    tx: &mut Transaction<'static, Any>,
+    actor: &Actor,
+    source_id: i64,
+    new: &NewImportJob,
+    status: JobStatus,
+) -> Result<i64> {
     let now = now_text();
     let running = status == JobStatus::Running;
     let row = sqlx::query(
@@ -142,10 +148,7 @@ impl Store {
     /// at once (the CLI).
     pub async fn create_import_job(&self, actor: &Actor, new: &NewImportJob, status: JobStatus) -> Result<ImportJob> {
         if !matches!(status, JobStatus::Queued | JobStatus::Running) {
-            return Err(StoreError::invalid(
-                "status",
-                Msg::new("新任务只能是排队中或进行中", "a new job is either queued or running"),
-            ));
+            return Err(StoreError::invalid("status", Msg::new("新任务只能是排队中或进行中", "a new job is either queued or running")));
         }
         let name = name_of(&new.source, "source")?;
         let mut tx = self.begin().await?;
@@ -289,7 +292,11 @@ impl Store {
         .await?;
         let mut sets: Vec<(String, String, BTreeMap<String, i64>)> = Vec::new();
         for link in &links {
-            sets.push((link.try_get("name")?, link.try_get("external_id")?, from_json(&link.try_get::<String, _>("fields")?, "provenance")?));
+            sets.push((
+                link.try_get("name")?,
+                link.try_get("external_id")?,
+                from_json(&link.try_get::<String, _>("fields")?, "provenance")?,
+            ));
         }
         let mut wanted: Vec<i64> = sets.iter().flat_map(|(_, _, f)| f.values().copied()).collect();
         wanted.sort_unstable();

@@ -96,7 +96,9 @@ pub(super) fn fingerprint(row: &IncomingReader, options: &ImportOptions) -> i64 
 
 /// Whether a job takes the row's value of `field` for a reader that already exists.
 fn applies(row: &IncomingReader, options: &ImportOptions, field: ReaderField) -> bool {
-    row.mapped.contains(&field) && !options.never_overwrite.contains(&field) && (!options.update_only_present || row.present.contains(&field))
+    row.mapped.contains(&field)
+        && !options.never_overwrite.contains(&field)
+        && (!options.update_only_present || row.present.contains(&field))
 }
 
 /// Whether the row sets this card number on an existing reader.

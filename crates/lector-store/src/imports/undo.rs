@@ -19,7 +19,8 @@ const TOUCHED: &str = "SELECT reader_id FROM import_changes WHERE job_id = $1
 
 /// Equal apart from what every write moves on.
 fn same_record(a: &ReaderRecord, b: &ReaderRecord) -> bool {
-    ReaderRecord { version: 0, updated_at: String::new(), ..a.clone() } == ReaderRecord { version: 0, updated_at: String::new(), ..b.clone() }
+    ReaderRecord { version: 0, updated_at: String::new(), ..a.clone() }
+        == ReaderRecord { version: 0, updated_at: String::new(), ..b.clone() }
 }
 
 impl Store {

@@ -156,7 +156,9 @@ impl ImportWriter {
         // (fingerprint, reader id) of each row's link, by position.
         let mut links: Vec<Option<(i64, i64)>> = vec![None; ids.len()];
         let join = "reader_sources l ON l.source_id = {} AND l.external_id = v.column2";
-        for (i, found) in rows::lookup_keys(&mut self.tx, join, &[Param::from(self.job.source_id)], &ids, &["l.fingerprint", "l.reader_id"]).await? {
+        for (i, found) in
+            rows::lookup_keys(&mut self.tx, join, &[Param::from(self.job.source_id)], &ids, &["l.fingerprint", "l.reader_id"]).await?
+        {
             if let [fingerprint, reader_id] = found[..] {
                 links[i] = Some((fingerprint, reader_id));
             }
@@ -365,7 +367,8 @@ impl ImportWriter {
         let (source, job) = (self.job.source_id, self.job.id);
         let fields = to_json(&BTreeMap::from([("*", job)]));
         let links: Vec<(&str, i64, i64)> = meta.iter().zip(&readers).map(|((row, fp), r)| (row.external_id.as_str(), r.id, *fp)).collect();
-        let head = "INSERT INTO reader_sources (source_id, external_id, reader_id, fingerprint, fields, first_job_id, last_job_id, seen_job_id)";
+        let head =
+            "INSERT INTO reader_sources (source_id, external_id, reader_id, fingerprint, fields, first_job_id, last_job_id, seen_job_id)";
         insert_rows(&mut self.tx, head, 8, &links, |(ext, id, fp), p| {
             p.extend([
                 Param::from(source),
@@ -402,11 +405,13 @@ impl ImportWriter {
                 Ok(r) => {
                     let link = match p.linked {
                         true => {
-                            let row = sqlx::query(&format!("SELECT {LINK_COLUMNS} FROM reader_sources WHERE source_id = $1 AND external_id = $2"))
-                                .bind(self.job.source_id)
-                                .bind(p.row.external_id.clone())
-                                .fetch_one(&mut *self.tx)
-                                .await?;
+                            let row = sqlx::query(&format!(
+                                "SELECT {LINK_COLUMNS} FROM reader_sources WHERE source_id = $1 AND external_id = $2"
+                            ))
+                            .bind(self.job.source_id)
+                            .bind(p.row.external_id.clone())
+                            .fetch_one(&mut *self.tx)
+                            .await?;
                             Some(link(&row)?)
                         }
                         false => None,
@@ -442,9 +447,13 @@ impl ImportWriter {
         let ids: Vec<i64> = written.iter().map(|r| r.id).collect();
         rows::delete_children(&mut self.tx, &ids).await?;
         rows::insert_children(&mut self.tx, &written).await?;
-        insert_rows(&mut self.tx, "INSERT INTO import_changes (job_id, reader_id, action, before_json)", 4, &images, |(id, action, image), p| {
-            p.extend([Param::from(job), Param::from(*id), (*action).into(), image.as_str().into()])
-        })
+        insert_rows(
+            &mut self.tx,
+            "INSERT INTO import_changes (job_id, reader_id, action, before_json)",
+            4,
+            &images,
+            |(id, action, image), p| p.extend([Param::from(job), Param::from(*id), (*action).into(), image.as_str().into()]),
+        )
         .await?;
         let changes = changes.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c);
         for c in changes {
@@ -533,13 +542,15 @@ impl ImportWriter {
             let mut fields: BTreeMap<String, i64> = from_json(&before_link.fields, "provenance")?;
             fields.insert(ReaderField::Status.code().to_string(), job);
             // Fingerprint 0: should the record come back unchanged, it is applied again.
-            sqlx::query("UPDATE reader_sources SET fingerprint = 0, fields = $1, last_job_id = $2 WHERE source_id = $3 AND external_id = $4")
-                .bind(to_json(&fields))
-                .bind(job)
-                .bind(self.job.source_id)
-                .bind(external_id.clone())
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query(
+                "UPDATE reader_sources SET fingerprint = 0, fields = $1, last_job_id = $2 WHERE source_id = $3 AND external_id = $4",
+            )
+            .bind(to_json(&fields))
+            .bind(job)
+            .bind(self.job.source_id)
+            .bind(external_id.clone())
+            .execute(&mut *self.tx)
+            .await?;
             let image = BeforeImage { reader: before, external_id, link: Some(before_link.clone()) };
             sqlx::query("INSERT INTO import_changes (job_id, reader_id, action, before_json) VALUES ($1, $2, 'deactivated', $3)")
                 .bind(job)
@@ -574,8 +585,11 @@ impl Store {
         mapped: &BTreeSet<String>,
     ) -> Result<ImportJob> {
         let mut tx = self.begin().await?;
-        let created_by_id: Option<i64> =
-            sqlx::query("SELECT created_by_id FROM import_jobs WHERE id = $1").bind(job.id).fetch_one(&mut *tx).await?.try_get("created_by_id")?;
+        let created_by_id: Option<i64> = sqlx::query("SELECT created_by_id FROM import_jobs WHERE id = $1")
+            .bind(job.id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("created_by_id")?;
         sqlx::query(
             "UPDATE import_jobs SET status = $1, counts = $2, error = $3, mapped = $4, finished_at = $5, lease_until = NULL WHERE id = $6",
         )

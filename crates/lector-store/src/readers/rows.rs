@@ -81,7 +81,7 @@ pub(crate) async fn insert_rows<T>(
     rows: &[T],
     mut values: impl FnMut(&T, &mut Vec<Param>),
 ) -> Result<(), sqlx::Error> {
-    let per = (std::env::var("XP").ok().and_then(|v| v.parse().ok()).unwrap_or(PARAMS_PER_STATEMENT) / width).max(1);
+    let per = (PARAMS_PER_STATEMENT / width).max(1);
     let style = Placeholders::of(conn);
     let full = statement(style, head, width, per);
     for chunk in rows.chunks(per) {
@@ -143,7 +143,8 @@ pub(crate) async fn lookup_keys(
         let row = bind_all(sqlx::query(&sql), params).fetch_one(&mut *conn).await?;
         let hits: Option<String> = row.try_get("hits")?;
         for hit in hits.as_deref().unwrap_or("").split(',').filter(|h| !h.is_empty()) {
-            let mut numbers = hit.split(':').map(|n| n.parse::<i64>().map_err(|e| StoreError::Other(format!("lookup result '{hit}': {e}"))));
+            let mut numbers =
+                hit.split(':').map(|n| n.parse::<i64>().map_err(|e| StoreError::Other(format!("lookup result '{hit}': {e}"))));
             let position = numbers.next().transpose()?.unwrap_or(-1);
             if (0..chunk.len() as i64).contains(&position) {
                 out.push((c * LOOKUP_KEYS + position as usize, numbers.collect::<Result<Vec<i64>>>()?));
@@ -211,7 +212,9 @@ pub(crate) async fn delete_children(conn: &mut AnyConnection, ids: &[i64]) -> Re
             let mut sql = format!("DELETE FROM {table} WHERE reader_id IN (");
             style.push_list(&mut sql, 1, chunk.len());
             sql.push(')');
-            bind_all(sqlx::query(&sql).persistent(chunk.len() == 1), chunk.iter().map(|id| Param::from(*id)).collect()).execute(&mut *conn).await?;
+            bind_all(sqlx::query(&sql).persistent(chunk.len() == 1), chunk.iter().map(|id| Param::from(*id)).collect())
+                .execute(&mut *conn)
+                .await?;
         }
     }
     Ok(())
@@ -266,8 +269,7 @@ pub(crate) async fn insert_children(conn: &mut AnyConnection, readers: &[ReaderR
         ])
     })
     .await?;
-    insert_rows(conn, "INSERT INTO reader_tags (reader_id, tag)", 2, &tags, |(id, t), p| p.extend([Param::from(*id), (*t).into()]))
-        .await?;
+    insert_rows(conn, "INSERT INTO reader_tags (reader_id, tag)", 2, &tags, |(id, t), p| p.extend([Param::from(*id), (*t).into()])).await?;
     let head = "INSERT INTO reader_attributes (reader_id, attr_id, value, position)";
     insert_rows(conn, head, 4, &attributes, |(id, attr, v, pos), p| {
         p.extend([Param::from(*id), Param::from(*attr), (*v).into(), Param::from(*pos)])
@@ -346,7 +348,11 @@ impl ReaderRecord {
             status: self.status,
             enrolled_on: date("enrolment date", &self.enrolled_on)?,
             expires_on: date("expiry date", &self.expires_on)?,
-            contacts: self.contacts.iter().map(|c| Contact { kind: c.kind, value: c.value.clone(), primary: c.primary, verified: c.verified }).collect(),
+            contacts: self
+                .contacts
+                .iter()
+                .map(|c| Contact { kind: c.kind, value: c.value.clone(), primary: c.primary, verified: c.verified })
+                .collect(),
             related: self.related.clone(),
             tags: self.tags.clone(),
             attributes: self.attributes.clone(),
