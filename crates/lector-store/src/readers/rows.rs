@@ -31,6 +31,13 @@ impl Placeholders {
         Placeholders { anonymous: conn.backend_name().eq_ignore_ascii_case("sqlite") }
     }
 
+    /// Whether a lookup may keep its prepared statement. PostgreSQL would reuse a generic plan
+    /// made while the tables an import grows were small (a join that reads them whole); planning
+    /// each lookup afresh costs far less than that.
+    fn keep_lookups(self) -> bool {
+        self.anonymous
+    }
+
     /// Appends the placeholder of the `n`-th (1-based) parameter.
     pub(crate) fn push(self, sql: &mut String, n: usize) {
         if self.anonymous {
@@ -140,7 +147,7 @@ pub(crate) async fn lookup_keys(
     for (c, chunk) in keys.chunks(LOOKUP_KEYS).enumerate() {
         let mut params: Vec<Param> = (0..LOOKUP_KEYS).map(|i| chunk[i.min(chunk.len() - 1)].into()).collect();
         params.extend(fixed.iter().cloned());
-        let row = bind_all(sqlx::query(&sql), params).fetch_one(&mut *conn).await?;
+        let row = bind_all(sqlx::query(&sql).persistent(style.keep_lookups()), params).fetch_one(&mut *conn).await?;
         let hits: Option<String> = row.try_get("hits")?;
         for hit in hits.as_deref().unwrap_or("").split(',').filter(|h| !h.is_empty()) {
             let mut numbers =
