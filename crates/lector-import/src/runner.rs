@@ -127,7 +127,10 @@ impl Drop for ProgressGuard {
 
 /// What the reading thread hands to the writer.
 enum Batch {
-    Rows { rows: Vec<IncomingReader>, rejections: Vec<Rejection> },
+    Rows {
+        rows: Vec<IncomingReader>,
+        rejections: Vec<Rejection>,
+    },
     /// The source became unreadable part-way: the job fails and nothing is written.
     Broken(Msg),
 }
@@ -155,9 +158,8 @@ pub async fn run_job(store: &Store, job: ImportJob) -> Result<ImportJob> {
 
 /// Opens the source and compiles the mapping against its headers and the store's configuration.
 async fn prepare(store: &Store, job: &ImportJob) -> std::result::Result<(Opened, Mapper), Msg> {
-    let spec: JobSpec = serde_json::from_value(job.spec.clone()).map_err(|e| {
-        Msg::new(format!("导入任务的来源说明无法读取：{e}"), format!("the job's source description cannot be read: {e}"))
-    })?;
+    let spec: JobSpec = serde_json::from_value(job.spec.clone())
+        .map_err(|e| Msg::new(format!("导入任务的来源说明无法读取：{e}"), format!("the job's source description cannot be read: {e}")))?;
     let opened = spec.open().await.map_err(|e| e.message)?;
     let profile = match spec.profile() {
         Some(text) => Profile::from_toml(text)?,
@@ -170,7 +172,13 @@ async fn prepare(store: &Store, job: &ImportJob) -> std::result::Result<(Opened,
 }
 
 /// Streams the source through the mapper into the store's writer.
-async fn write(store: &Store, job: &ImportJob, opened: Opened, mapper: Mapper, rows_read: Arc<AtomicU64>) -> std::result::Result<ImportJob, Msg> {
+async fn write(
+    store: &Store,
+    job: &ImportJob,
+    opened: Opened,
+    mapper: Mapper,
+    rows_read: Arc<AtomicU64>,
+) -> std::result::Result<ImportJob, Msg> {
     let mut writer = store.begin_import(job).await.map_err(store_msg)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let today = chrono::Local::now().date_naive();
@@ -236,7 +244,8 @@ fn read_batches(
             rows_read.fetch_add(1, Ordering::Relaxed);
         }
         if rows.len() >= BATCH || (done && (!rows.is_empty() || !rejections.is_empty())) {
-            let batch = Batch::Rows { rows: std::mem::replace(&mut rows, Vec::with_capacity(BATCH)), rejections: std::mem::take(&mut rejections) };
+            let batch =
+                Batch::Rows { rows: std::mem::replace(&mut rows, Vec::with_capacity(BATCH)), rejections: std::mem::take(&mut rejections) };
             if tx.blocking_send(batch).is_err() {
                 return;
             }

@@ -193,8 +193,11 @@ pub async fn run_identity(store: &Store, command: &IdentityCommand) -> anyhow::R
 
 impl Common {
     fn options(&self) -> anyhow::Result<ImportOptions> {
-        let never_overwrite =
-            self.never_overwrite.iter().map(|f| ReaderField::parse(f).map_err(|m| anyhow!("--never-overwrite: {m}"))).collect::<Result<_, _>>()?;
+        let never_overwrite = self
+            .never_overwrite
+            .iter()
+            .map(|f| ReaderField::parse(f).map_err(|m| anyhow!("--never-overwrite: {m}")))
+            .collect::<Result<_, _>>()?;
         Ok(ImportOptions {
             update_only_present: self.update_only_present,
             never_overwrite,

@@ -34,7 +34,8 @@ fn a_gbk_registrar_export_imports_reimports_updates_and_undoes() {
     let report = dir.path().join("errors.csv");
     let path = csv.to_str().unwrap();
 
-    let first = import_json(dir.path(), &["import", "readers", path, "--source", "registrar", "--json", "--rejections", report.to_str().unwrap()]);
+    let first =
+        import_json(dir.path(), &["import", "readers", path, "--source", "registrar", "--json", "--rejections", report.to_str().unwrap()]);
     assert_eq!(first["status"], "succeeded", "{first}");
     assert_eq!(first["counts"]["created"], 3, "{first}");
     assert_eq!(first["counts"]["rejected"], 2, "rows 5 (two problems) and 6 (one): {first}");
