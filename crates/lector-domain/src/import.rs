@@ -1,6 +1,7 @@
 //! Importing readers: the fields a source can fill, what an import may and may not overwrite,
 //! and how a rejected row is reported (row, column, value, reason).
 
+use crate::contact::ContactKind;
 use crate::reader::ReaderInput;
 use crate::{text, Msg};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,20 @@ code_enum!(
         Notes = "notes", "备注", "Notes";
     } "读者字段", "reader field"
 );
+
+impl ReaderField {
+    /// The contact kind this field stands for, if it is one.
+    pub fn contact_kind(self) -> Option<ContactKind> {
+        match self {
+            ReaderField::Email => Some(ContactKind::Email),
+            ReaderField::Mobile => Some(ContactKind::Mobile),
+            ReaderField::Phone => Some(ContactKind::Phone),
+            ReaderField::Qq => Some(ContactKind::Qq),
+            ReaderField::Wechat => Some(ContactKind::Wechat),
+            _ => None,
+        }
+    }
+}
 
 /// Where a source column goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

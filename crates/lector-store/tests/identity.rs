@@ -1,9 +1,10 @@
 //! Identity resolution: blocking, scoring, the review queue, merges and their undo. Every
 //! scenario runs on a fresh SQLite file and a fresh PostgreSQL database (see `common`).
 
+#[macro_use]
 mod common;
 
-use chrono::NaiveDate;
+use common::{actor, draft, today};
 use lector_store::audit::AuditQuery;
 use lector_store::auth::NewUser;
 use lector_store::cases::CaseSource;
@@ -21,18 +22,8 @@ use lector_store::{Actor, Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-macro_rules! scenarios {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                common::run(stringify!($name), scenario::$name).await;
-            }
-        )+
-    };
-}
-
 scenarios!(
+    scenario:
     variations_merge_or_queue_with_the_default_rules,
     saved_rules_decide_and_are_checked,
     a_pair_marked_distinct_is_not_proposed_again,
@@ -43,18 +34,6 @@ scenarios!(
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
-
-fn today() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()
-}
-
-fn actor() -> Actor {
-    Actor::system("test")
-}
-
-fn draft(card: &str, name: &str) -> ReaderDraft {
-    ReaderDraft { card_no: card.into(), name: name.into(), category: "undergraduate".into(), ..Default::default() }
-}
 
 fn contact(kind: &str, v: &str) -> ContactDraft {
     ContactDraft { kind: kind.into(), value: v.into(), ..Default::default() }

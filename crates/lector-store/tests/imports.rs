@@ -2,9 +2,10 @@
 //! rejected, deactivated), options, dry runs, all-or-nothing, undo, provenance, claiming and
 //! scheduling. Every scenario runs on a fresh SQLite file and a fresh PostgreSQL database.
 
+#[macro_use]
 mod common;
 
-use chrono::NaiveDate;
+use common::{actor, today};
 use lector_store::domain::import::{ImportCounts, ImportOptions, IncomingReader, JobStatus, ReaderField, Rejection};
 use lector_store::domain::reader::{ContactDraft, ReaderDraft, ReaderStatus};
 use lector_store::domain::Msg;
@@ -12,18 +13,8 @@ use lector_store::imports::{ImportJob, NewImportJob, MAX_STORED_REJECTIONS};
 use lector_store::readers::ReaderRecord;
 use lector_store::{Actor, Store, StoreError};
 
-macro_rules! scenarios {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                common::run(stringify!($name), scenario::$name).await;
-            }
-        )+
-    };
-}
-
 scenarios!(
+    scenario:
     reimporting_an_unchanged_source_writes_nothing,
     changed_rows_update_as_the_options_allow,
     a_second_source_merges_by_card_number,
@@ -41,25 +32,14 @@ scenarios!(
     rejections_are_stored_up_to_the_cap,
 );
 
-fn today() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()
-}
-
-fn actor() -> Actor {
-    Actor::system("test")
-}
-
 const MAPPED: [ReaderField; 6] =
     [ReaderField::CardNo, ReaderField::Name, ReaderField::Category, ReaderField::Affiliation, ReaderField::Email, ReaderField::Status];
 
 fn draft(card: &str, name: &str) -> ReaderDraft {
     ReaderDraft {
-        card_no: card.into(),
-        name: name.into(),
-        category: "undergraduate".into(),
         affiliation: Some("数学系".into()),
         contacts: vec![ContactDraft { kind: "email".into(), value: format!("{}@pku.edu.cn", card.to_lowercase()), ..Default::default() }],
-        ..Default::default()
+        ..common::draft(card, name)
     }
 }
 

@@ -1,9 +1,11 @@
 //! The store's scenario suite. Every scenario is an `async fn(Store)`; the harness in
 //! `common` runs each against a fresh SQLite file and a fresh PostgreSQL database.
 
+#[macro_use]
 mod common;
 
 use chrono::NaiveDate;
+use common::{actor, draft, today};
 use lector_store::audit::{AuditEntry, AuditQuery};
 use lector_store::auth::{Login, NewUser, User};
 use lector_store::config::{NamedInput, NewAttribute};
@@ -19,18 +21,8 @@ use lector_store::tracking::{Interaction, InteractionQuery, Task, TaskQuery};
 use lector_store::{Actor, Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 
-macro_rules! scenarios {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                common::run(stringify!($name), scenario::$name).await;
-            }
-        )+
-    };
-}
-
 scenarios!(
+    scenario:
     migrations_are_idempotent_and_seed_categories,
     create_and_read_back_a_full_reader,
     duplicate_card_number_is_a_conflict,
@@ -51,18 +43,8 @@ scenarios!(
     deleting_a_reader_removes_its_tracking,
 );
 
-macro_rules! case_scenarios {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                common::run(stringify!($name), case_scenario::$name).await;
-            }
-        )+
-    };
-}
-
-case_scenarios!(
+scenarios!(
+    case_scenario:
     cases_are_filed_from_staff_portal_and_api,
     the_default_case_path_with_events_and_audit,
     illegal_case_moves_and_stale_versions_change_nothing,
@@ -77,18 +59,6 @@ case_scenarios!(
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
-
-fn today() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()
-}
-
-fn actor() -> Actor {
-    Actor::system("test")
-}
-
-fn draft(card: &str, name: &str) -> ReaderDraft {
-    ReaderDraft { card_no: card.into(), name: name.into(), category: "undergraduate".into(), ..Default::default() }
-}
 
 fn email(v: &str) -> ContactDraft {
     ContactDraft { kind: "email".into(), value: v.into(), ..Default::default() }

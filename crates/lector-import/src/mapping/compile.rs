@@ -4,7 +4,6 @@
 use super::value::{category_words, check_default_key, key, normalize_date};
 use super::{MapTarget, Profile, Transform};
 use lector_domain::attribute::AttrDef;
-use lector_domain::contact::ContactKind;
 use lector_domain::import::{ReaderField, Target};
 use lector_domain::reader::{parse_tag, Gender, ReaderStatus};
 use lector_domain::Msg;
@@ -69,17 +68,6 @@ impl Slot {
     }
 }
 
-pub(super) fn contact_kind(f: ReaderField) -> Option<ContactKind> {
-    match f {
-        ReaderField::Email => Some(ContactKind::Email),
-        ReaderField::Mobile => Some(ContactKind::Mobile),
-        ReaderField::Phone => Some(ContactKind::Phone),
-        ReaderField::Qq => Some(ContactKind::Qq),
-        ReaderField::Wechat => Some(ContactKind::Wechat),
-        _ => None,
-    }
-}
-
 pub(super) fn unknown_category(value: &str, categories: &[String]) -> Msg {
     Msg::new(
         format!("读者类型“{value}”不存在，可选：{}（或在映射方案的 values 中对应到其中之一）", categories.join("、")),
@@ -139,7 +127,7 @@ fn check_value(slot: Slot, v: &str, attrs: &[AttrDef], categories: &[String], wo
         Slot::Field(ReaderField::Tags) => {
             v.split(TAG_SEPARATORS).filter(|t| !t.trim().is_empty()).try_for_each(|t| parse_tag(t).map(drop)).map(|()| v.to_string())
         }
-        Slot::Field(f) => match contact_kind(f) {
+        Slot::Field(f) => match f.contact_kind() {
             Some(kind) => kind.parse_value(v),
             None => Ok(v.to_string()),
         },

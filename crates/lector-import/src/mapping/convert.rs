@@ -1,7 +1,7 @@
 //! Converting one record: cells through transforms and value maps into a reader draft, the
 //! draft through the domain's checks, and every problem back to the column that caused it.
 
-use super::compile::{contact_kind, unknown_category, Col, Mapper, Slot, FIELDS, TAG_SEPARATORS};
+use super::compile::{unknown_category, Col, Mapper, Slot, FIELDS, TAG_SEPARATORS};
 use super::value::{attribute_code, iso_date, key, normalize_date};
 use super::Transform;
 use crate::library::koha_attributes;
@@ -126,7 +126,7 @@ impl Mapper {
     /// Puts a value into a reader field: single-valued fields keep their first value, contacts
     /// and tags add up.
     fn put(&self, f: ReaderField, id: u32, col: &Col, part: &str, value: String, row: &mut Row) {
-        if let Some(kind) = contact_kind(f) {
+        if let Some(kind) = f.contact_kind() {
             let d = &mut row.draft;
             if d.contacts.iter().any(|c| c.kind == kind.code()) {
                 let k = lookup_key(kind, &text::clean(&value));

@@ -6,18 +6,6 @@ use lector_domain::import::{ImportOptions, IncomingReader, ReaderField};
 use lector_domain::reader::{Contact, ReaderInput};
 use sha2::{Digest, Sha256};
 
-/// The contact kind a field stands for, if it is one.
-fn contact_kind(field: ReaderField) -> Option<ContactKind> {
-    match field {
-        ReaderField::Email => Some(ContactKind::Email),
-        ReaderField::Mobile => Some(ContactKind::Mobile),
-        ReaderField::Phone => Some(ContactKind::Phone),
-        ReaderField::Qq => Some(ContactKind::Qq),
-        ReaderField::Wechat => Some(ContactKind::Wechat),
-        _ => None,
-    }
-}
-
 /// Appends the canonical text of one field of `input` (values separated by U+001F, which no
 /// validated value contains).
 fn field_text(input: &ReaderInput, field: ReaderField, out: &mut String) {
@@ -41,7 +29,7 @@ fn field_text(input: &ReaderInput, field: ReaderField, out: &mut String) {
         ReaderField::Owner => out.push_str(&input.owner.as_deref().unwrap_or("").to_lowercase()),
         ReaderField::Notes => opt(out, &input.notes),
         contact => {
-            let kind = contact_kind(contact);
+            let kind = contact.contact_kind();
             join(out, input.contacts.iter().filter(|c| Some(c.kind) == kind).map(|c| c.value.as_str()));
         }
     }
@@ -126,7 +114,7 @@ pub(super) fn apply(stored: &ReaderInput, row: &IncomingReader, options: &Import
             ReaderField::Tags => merged.tags = incoming.tags.clone(),
             ReaderField::Owner => merged.owner = incoming.owner.clone(),
             ReaderField::Notes => merged.notes = incoming.notes.clone(),
-            contact => kinds.extend(contact_kind(contact)),
+            contact => kinds.extend(contact.contact_kind()),
         }
     }
     if !kinds.is_empty() {

@@ -6,12 +6,41 @@
 //! it afterwards. When PostgreSQL is unreachable the PG half is skipped with a notice, unless `CI`
 //! is set, in which case the test fails.
 
-use lector_store::Store;
+use chrono::NaiveDate;
+use lector_store::domain::reader::ReaderDraft;
+use lector_store::{Actor, Store};
 use rand::Rng;
 use sqlx::{Connection, Executor};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
+
+/// One `#[tokio::test]` per scenario: `scenarios!(module: name, …)` runs `module::name` through
+/// [`run`].
+macro_rules! scenarios {
+    ($module:ident: $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                common::run(stringify!($name), $module::$name).await;
+            }
+        )+
+    };
+}
+
+/// The fixed "today" of the suites, so dates in fixtures never go stale.
+pub fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()
+}
+
+pub fn actor() -> Actor {
+    Actor::system("test")
+}
+
+/// An undergraduate reader with only a card number and a name.
+pub fn draft(card: &str, name: &str) -> ReaderDraft {
+    ReaderDraft { card_no: card.into(), name: name.into(), category: "undergraduate".into(), ..Default::default() }
+}
 
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 

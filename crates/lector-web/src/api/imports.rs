@@ -6,7 +6,7 @@
 
 use super::dto::ErrorBody;
 use super::json::bad_request;
-use super::readers::{query_error, reader_id};
+use super::readers::{page_number, query_error, reader_id, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use crate::auth::ApiUser;
 use crate::error::AppError;
 use crate::uploads::{self, UploadError, UploadWriter, UPLOAD_LIMIT};
@@ -319,24 +319,8 @@ pub struct PageParams {
 impl PageParams {
     pub fn parse(&self) -> Result<(i64, i64), AppError> {
         let mut errs = FieldErrors::default();
-        let mut number = |field: &str, v: &Option<String>, default: i64, max: i64| match given(v) {
-            None => default,
-            Some(s) => match s.parse::<i64>() {
-                Ok(n) if (1..=max).contains(&n) => n,
-                _ => {
-                    errs.push(
-                        field,
-                        Msg::new(
-                            format!("{field} 应为 1 到 {max} 之间的整数，而不是“{s}”"),
-                            format!("{field} must be a whole number from 1 to {max}, not '{s}'"),
-                        ),
-                    );
-                    default
-                }
-            },
-        };
-        let page = number("page", &self.page, 1, i64::from(i32::MAX));
-        let per_page = number("per_page", &self.per_page, 20, 200);
+        let page = page_number(&mut errs, "page", &self.page, 1, i64::from(i32::MAX));
+        let per_page = page_number(&mut errs, "per_page", &self.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE);
         errs.finish(|| (page, per_page)).map_err(AppError::Invalid)
     }
 }

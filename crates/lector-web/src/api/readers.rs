@@ -88,6 +88,27 @@ fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A page number or page size from the query: 1 to `max`, `default` when absent; a bad value is
+/// named in `errs` (and `default` stands in so the other parameters are still checked).
+pub(crate) fn page_number(errs: &mut FieldErrors, field: &str, v: &Option<String>, default: i64, max: i64) -> i64 {
+    match given(v) {
+        None => default,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                errs.push(
+                    field,
+                    Msg::new(
+                        format!("{field} 应为 1 到 {max} 之间的整数，而不是“{s}”"),
+                        format!("{field} must be a whole number from 1 to {max}, not '{s}'"),
+                    ),
+                );
+                default
+            }
+        },
+    }
+}
+
 impl ListParams {
     /// The store query, or every invalid parameter named.
     pub fn parse(&self) -> Result<ReaderQuery, FieldErrors> {
@@ -114,24 +135,8 @@ impl ListParams {
                 false
             }
         };
-        let mut number = |field: &str, v: &Option<String>, default: i64, max: i64| match given(v) {
-            None => default,
-            Some(s) => match s.parse::<i64>() {
-                Ok(n) if (1..=max).contains(&n) => n,
-                _ => {
-                    errs.push(
-                        field,
-                        Msg::new(
-                            format!("{field} 应为 1 到 {max} 之间的整数，而不是“{s}”"),
-                            format!("{field} must be a whole number from 1 to {max}, not '{s}'"),
-                        ),
-                    );
-                    default
-                }
-            },
-        };
-        let page = number("page", &self.page, 1, i64::from(i32::MAX));
-        let per_page = number("per_page", &self.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE);
+        let page = page_number(&mut errs, "page", &self.page, 1, i64::from(i32::MAX));
+        let per_page = page_number(&mut errs, "per_page", &self.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE);
         errs.finish(|| ReaderQuery {
             q: self.q.as_deref().and_then(SearchTerm::parse),
             category: given(&self.category).map(str::to_string),

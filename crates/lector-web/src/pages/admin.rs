@@ -1,7 +1,7 @@
 //! Administration: staff accounts, API tokens, reader categories, custom attributes,
 //! departments and the audit log.
 
-use super::{render, see_other, Ctx, Opt};
+use super::{render, see_other, CsrfForm, Ctx, Opt};
 use crate::auth::{PageError, Staff};
 use crate::error::AppError;
 use crate::AppState;
@@ -230,11 +230,6 @@ async fn create_token(State(state): State<AppState>, staff: Staff, Form(f): Form
             tokens_page(&state, &staff, n).await.map(|r| with_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY, r))
         }
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
 }
 
 async fn revoke_token(

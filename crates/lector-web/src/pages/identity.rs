@@ -2,7 +2,7 @@
 //! review with a choice per field, merge or "not the same person", the merges with undo, and the
 //! match rules (administrators). Needs `IdentityReview`; the rules need `ConfigManage`.
 
-use super::{local_time, render, see_other, Ctx};
+use super::{local_time, render, see_other, CsrfForm, Ctx};
 use crate::api::identity::{check_choices, evidence_label, MERGE_FIELDS};
 use crate::auth::{PageError, Staff};
 use crate::error::AppError;
@@ -21,9 +21,10 @@ use lector_domain::role::Permission;
 use lector_domain::{FieldErrors, Msg};
 use lector_store::identity::{MatchCandidate, MergeChoices, MergeRecord, ResolveReport};
 use lector_store::readers::ReaderRecord;
-use lector_store::{Page, StoreError};
+use lector_store::{Actor, Page, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::future::Future;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -108,11 +109,6 @@ async fn list_page(
 
 async fn list(State(state): State<AppState>, staff: Staff, Query(p): Query<ListParams>) -> Result<Response, PageError> {
     list_page(&state, &staff, p.page.unwrap_or(1), p.flash.as_deref(), None).await
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
 }
 
 /// Runs resolution now and shows what it found above the (refreshed) queue.
@@ -241,17 +237,25 @@ async fn merge(
     Ok(see_other(&format!("/readers/{}?flash=merged", survivor.id)))
 }
 
+/// A button on a pair or a merge (its id in the path): checked, done by `act`, then back to `to`.
+async fn decide<Fut>(staff: &Staff, raw: &str, f: &CsrfForm, to: &str, act: impl FnOnce(Actor, i64) -> Fut) -> Result<Response, PageError>
+where
+    Fut: Future<Output = Result<(), StoreError>>,
+{
+    staff.require(Permission::IdentityReview)?;
+    staff.check_csrf(f.csrf.as_deref())?;
+    let id = path_id(raw, staff.lang)?;
+    act(staff.actor(), id).await.map_err(store_err(staff.lang))?;
+    Ok(see_other(to))
+}
+
 async fn distinct(
     State(state): State<AppState>,
     staff: Staff,
     Path(raw): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::IdentityReview)?;
-    staff.check_csrf(f.csrf.as_deref())?;
-    let id = path_id(&raw, staff.lang)?;
-    state.store.mark_distinct(&staff.actor(), id).await.map_err(store_err(staff.lang))?;
-    Ok(see_other("/identity?flash=distinct"))
+    decide(&staff, &raw, &f, "/identity?flash=distinct", |actor, id| async move { state.store.mark_distinct(&actor, id).await }).await
 }
 
 pub struct MergeRow {
@@ -308,11 +312,7 @@ async fn undo_merge(
     Path(raw): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::IdentityReview)?;
-    staff.check_csrf(f.csrf.as_deref())?;
-    let id = path_id(&raw, staff.lang)?;
-    state.store.undo_merge(&staff.actor(), id).await.map_err(store_err(staff.lang))?;
-    Ok(see_other("/identity/merges?flash=unmerged"))
+    decide(&staff, &raw, &f, "/identity/merges?flash=unmerged", |actor, id| async move { state.store.undo_merge(&actor, id).await }).await
 }
 
 // ---- match rules, as a form generated from their fields ----

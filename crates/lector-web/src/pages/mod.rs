@@ -189,6 +189,12 @@ pub fn render(t: &impl Template) -> Response {
     }
 }
 
+/// A form that carries only its CSRF token (a button that posts).
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    pub csrf: Option<String>,
+}
+
 /// A 303 redirect after a successful form post.
 pub fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, to.to_string())]).into_response()

@@ -246,6 +246,13 @@ fn message_page(l: Lang, status: StatusCode, title: Msg, message: Msg) -> Respon
     private(with_status(status, render(&page)), None, false)
 }
 
+/// 429 for a client over its quota: `text(window, minutes)` says how much the window of
+/// `window` minutes allows and when to come back (`wait` rounded up to whole minutes).
+fn too_many(l: Lang, wait: std::time::Duration, title: Msg, text: impl FnOnce(u64, u64) -> Msg) -> Response {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    message_page(l, StatusCode::TOO_MANY_REQUESTS, title, text(SUBMIT_WINDOW.as_secs() / 60, minutes))
+}
+
 fn form_rejection(l: Lang, rejection: FormRejection) -> Response {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         message_page(
@@ -314,19 +321,14 @@ async fn submit(
     }
     let client = origin(&extensions);
     if let Err(wait) = guard.check(&client) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return message_page(
-            l,
-            StatusCode::TOO_MANY_REQUESTS,
-            Msg::new("提交过于频繁", "Too many submissions"),
+        return too_many(l, wait, Msg::new("提交过于频繁", "Too many submissions"), |window, minutes| {
             Msg::new(
-                format!("同一网络地址 {} 分钟内最多提交 {SUBMIT_LIMIT} 件。请约 {minutes} 分钟后再试，或直接致电、到馆联系我们。", SUBMIT_WINDOW.as_secs() / 60),
+                format!("同一网络地址 {window} 分钟内最多提交 {SUBMIT_LIMIT} 件。请约 {minutes} 分钟后再试，或直接致电、到馆联系我们。"),
                 format!(
-                    "At most {SUBMIT_LIMIT} submissions per {} minutes from one network address. Please try again in about {minutes} minute(s), or call or visit us.",
-                    SUBMIT_WINDOW.as_secs() / 60
+                    "At most {SUBMIT_LIMIT} submissions per {window} minutes from one network address. Please try again in about {minutes} minute(s), or call or visit us."
                 ),
-            ),
-        );
+            )
+        });
     }
 
     let mut errors = FieldErrors::default();
@@ -724,19 +726,12 @@ async fn reply(
     // Answers have their own quota per address, apart from new cases.
     let client = format!("answer:{}", origin(&extensions));
     if let Err(wait) = guard.check(&client) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return message_page(
-            l,
-            StatusCode::TOO_MANY_REQUESTS,
-            Msg::new("提交过于频繁", "Too many answers"),
+        return too_many(l, wait, Msg::new("提交过于频繁", "Too many answers"), |window, minutes| {
             Msg::new(
-                format!("同一网络地址 {} 分钟内最多提交 {SUBMIT_LIMIT} 次补充信息。请约 {minutes} 分钟后再试。", SUBMIT_WINDOW.as_secs() / 60),
-                format!(
-                    "At most {SUBMIT_LIMIT} answers per {} minutes from one network address. Please try again in about {minutes} minute(s).",
-                    SUBMIT_WINDOW.as_secs() / 60
-                ),
-            ),
-        );
+                format!("同一网络地址 {window} 分钟内最多提交 {SUBMIT_LIMIT} 次补充信息。请约 {minutes} 分钟后再试。"),
+                format!("At most {SUBMIT_LIMIT} answers per {window} minutes from one network address. Please try again in about {minutes} minute(s)."),
+            )
+        });
     }
     let mut errors = FieldErrors::default();
     too_long(&mut errors, "text", &f.text, MAX_QUESTION);

@@ -6,7 +6,7 @@ use super::{in_progress, job_id, store_err, JobRow};
 use crate::auth::{PageError, Staff};
 use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::pages::{local_time, render, see_other, Ctx};
+use crate::pages::{local_time, render, see_other, CsrfForm, Ctx};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -151,11 +151,6 @@ async fn rejections_csv(State(state): State<AppState>, staff: Staff, Path(raw): 
         rejections_text(&rejections, staff.lang),
     )
         .into_response())
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
 }
 
 /// Queues the import a finished preview described, this time writing.
