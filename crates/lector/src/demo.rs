@@ -574,8 +574,8 @@ impl SeedReport {
 }
 
 /// Creates the demo departments and staff where missing, then `readers` readers. The store
-/// must hold no readers yet.
-pub async fn seed(store: &Store, readers: usize, today: NaiveDate) -> anyhow::Result<SeedReport> {
+/// must hold no readers yet. The demo's import file is written under `data_dir`.
+pub async fn seed(store: &Store, readers: usize, today: NaiveDate, data_dir: &std::path::Path) -> anyhow::Result<SeedReport> {
     let actor = Actor::system("demo");
     let existing: Vec<String> = store.departments().await?.into_iter().map(|d| d.code).collect();
     for (code, zh, en) in DEPARTMENTS {
@@ -608,6 +608,7 @@ pub async fn seed(store: &Store, readers: usize, today: NaiveDate) -> anyhow::Re
     let inserted = insert_readers(store, &actor, readers, today, started).await?;
     let seconds = started.elapsed().as_secs_f64();
     crate::demo_activity::seed(store, chrono::Local::now().naive_local()).await.context("seeding demo service activity")?;
+    crate::demo_import::seed(store, data_dir).await.context("seeding the demo import")?;
     Ok(SeedReport {
         readers: inserted,
         seconds,

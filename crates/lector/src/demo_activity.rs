@@ -162,7 +162,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = lector_store::Store::open(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
-        crate::demo::seed(&store, 120, today).await.unwrap();
+        crate::demo::seed(&store, 120, today, dir.path()).await.unwrap();
         let interactions = store.interactions(&InteractionQuery { page: 1, per_page: 1, ..Default::default() }).await.unwrap();
         assert_eq!(interactions.total, 300);
         let tasks = store.tasks(&TaskQuery { page: 1, per_page: 1, ..Default::default() }).await.unwrap();
@@ -177,5 +177,12 @@ mod tests {
             let n = store.cases(&CaseQuery { status: Some(status), page: 1, per_page: 1, ..Default::default() }).await.unwrap().total;
             assert!(n > 0, "no demo case is {status:?}");
         }
+        let jobs = store.import_jobs(1, 10).await.unwrap();
+        assert_eq!(jobs.total, 1);
+        let c = jobs.items[0].counts;
+        assert_eq!((c.merged, c.created, c.rejected), (30, 10, 3), "{c:?}");
+        let merged = store.merges(1, 1).await.unwrap().total;
+        let queued = store.match_candidates("pending", 1, 1).await.unwrap().total;
+        assert!(merged + queued >= 10, "every respelled reader is merged or queued: {merged} + {queued}");
     }
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod demo_activity;
+mod demo_import;
 mod import_cmd;
 
 use anyhow::{anyhow, bail, Context};
@@ -240,7 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if *demo {
                 if reader_count(&store).await? == 0 {
                     eprintln!("正在生成演示数据 Seeding demo data ({DEMO_SERVE_READERS} readers)…");
-                    let report = demo::seed(&store, DEMO_SERVE_READERS, today()).await?;
+                    let report = demo::seed(&store, DEMO_SERVE_READERS, today(), &cli.data_dir).await?;
                     eprintln!("{}", report.sign_in_text());
                 } else {
                     eprintln!("已有读者数据，跳过演示数据 The store already holds readers; no demo data seeded.");
@@ -278,7 +279,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !out.json {
                 eprintln!("正在生成 {readers} 位演示读者 Seeding {readers} demo readers…");
             }
-            let report = demo::seed(&store, *readers, today()).await?;
+            let report = demo::seed(&store, *readers, today(), &cli.data_dir).await?;
             store.close().await;
             if out.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
