@@ -15,7 +15,8 @@ use std::path::Path;
 
 /// Readers the registrar's list repeats (a third with a new mobile).
 const REPEATED: i64 = 30;
-/// Readers the list writes again under a new card number, with the name in pinyin.
+/// Readers the list writes again under a new card number: half with the name in pinyin, half
+/// under another name with the same email.
 const RESPELLED: i64 = 10;
 
 pub async fn seed(store: &Store, dir: &Path) -> anyhow::Result<()> {
@@ -29,8 +30,15 @@ pub async fn seed(store: &Store, dir: &Path) -> anyhow::Result<()> {
         if i % 3 == 0 && !mobile.is_empty() {
             mobile = format!("1{:010}", 3_800_000_000u64 + i as u64);
         }
-        let (card, name) =
-            if (i as i64) < REPEATED { (r.card_no.clone(), r.name.clone()) } else { (format!("ILS{:06}", r.id), r.pinyin.clone()) };
+        let (card, name) = if (i as i64) < REPEATED {
+            (r.card_no.clone(), r.name.clone())
+        } else if i % 2 == 0 {
+            (format!("ILS{:06}", r.id), r.pinyin.clone())
+        } else {
+            // A shared email under another name and no mobile: for a person to decide.
+            mobile.clear();
+            (format!("ILS{:06}", r.id), "Li Ming".to_string())
+        };
         let affiliation = r.affiliation.clone().unwrap_or_default();
         writeln!(csv, "{card},{name},{},{affiliation},{mobile},{}", r.category.code, contact(ContactKind::Email))?;
     }
