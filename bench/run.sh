@@ -201,6 +201,9 @@ ALL_PASS=1
   echo "not heap; the server's own memory is the at-rest figure."
   echo
   if [[ $ALL_PASS == 1 ]]; then echo "All targets met."; else echo "At least one target missed (see FAIL above)."; fi
+  echo
+  echo "Other benchmarks: service cases in \`RESULTS-cases.md\` (\`bench/cases.sh\`), importing readers and"
+  echo "identity resolution in \`RESULTS-import.md\` (\`bench/import.sh\`)."
 } >"$OUT"
 
 log "wrote $OUT"
