@@ -212,8 +212,20 @@ pub struct Browser {
     base: String,
 }
 
+/// Errors that mean "the page changed under the query" (an element not there yet, or one that a
+/// reload — such as a job page refreshing itself — took away while it was being read).
 fn transient(e: &CmdError) -> bool {
-    matches!(e, CmdError::Standard(w) if matches!(w.error, ErrorStatus::NoSuchElement | ErrorStatus::StaleElementReference))
+    match e {
+        CmdError::Standard(w) => match w.error {
+            ErrorStatus::NoSuchElement | ErrorStatus::StaleElementReference => true,
+            ErrorStatus::UnknownError => {
+                let m = w.message.to_string();
+                m.contains("does not belong to the document") || m.contains("Cannot find context with specified id")
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 impl Browser {
