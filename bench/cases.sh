@@ -63,7 +63,10 @@ PRAGMA cache_size = -262144;
 BEGIN;
 CREATE TEMP TABLE dept AS SELECT row_number() OVER (ORDER BY id) - 1 AS i, id FROM departments;
 CREATE TEMP TABLE staff AS SELECT row_number() OVER (ORDER BY id) - 1 AS i, id, username FROM users;
-CREATE TEMP TABLE rd AS SELECT min(id) AS lo, count(*) AS n FROM readers;
+-- Readers by position: ids have gaps where identity resolution merged the demo's duplicates.
+CREATE TEMP TABLE rd (i INTEGER PRIMARY KEY, id BIGINT NOT NULL);
+INSERT INTO rd (i, id) SELECT row_number() OVER (ORDER BY id) - 1, id FROM readers;
+CREATE TEMP TABLE rdn AS SELECT count(*) AS n FROM rd;
 CREATE TEMP TABLE seq AS WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < max($CASES, 1)) SELECT n FROM s;
 -- Created over the last 365 days. Cases of the last 30 days are spread over the statuses by
 -- n % 20 (10 % received, 5 % triaged, 20 % assigned, 5 % awaiting approval, 10 % in progress,
@@ -86,9 +89,9 @@ INSERT INTO cases (id, number, kind, status, priority, category, subject, body, 
                    first_response_at, resolved_at, resolved_local, closed_at, rating_satisfaction, rating_recommend, rating_comment,
                    rated_at, version)
 SELECT (SELECT coalesce(max(id), 0) FROM cases) + n,
-  printf('GD%s-%06d', strftime('%Y', 'now', '-' || age_min || ' minutes'), n), kind, status, priority, NULL,
+  printf('GD%s-%06d', strftime('%Y', 'now', '-' || age_min || ' minutes'), 500000 + n), kind, status, priority, NULL,
   '基准工单 bench case ' || n, '基准测试生成的工单内容。Generated for the benchmark.', source,
-  CASE WHEN n % 2 = 0 THEN (SELECT lo FROM rd) + (n * 31) % (SELECT n FROM rd) END, NULL,
+  CASE WHEN n % 2 = 0 THEN (SELECT id FROM rd WHERE i = (n * 31) % (SELECT n FROM rdn)) END, NULL,
   CASE WHEN source = 'portal' THEN '读者' || n END, CASE WHEN source = 'portal' THEN 'reader' || n || '@example.com' END,
   CASE WHEN status NOT IN ('received', 'triaged') THEN (SELECT id FROM dept WHERE i = n % (SELECT count(*) FROM dept)) END,
   NULL,
@@ -121,7 +124,7 @@ SELECT id, coalesce(closed_at, resolved_at, first_response_at, updated_at), 'lib
 FROM cases WHERE subject LIKE '基准工单 bench case %' AND status <> 'received';
 -- Interactions: spread over readers, staff, channels and the last two years.
 INSERT INTO interactions (reader_id, channel, direction, subject, notes, occurred_at, staff_id, created_at)
-SELECT (SELECT lo FROM rd) + (n * 7) % (SELECT n FROM rd),
+SELECT (SELECT id FROM rd WHERE i = (n * 7) % (SELECT n FROM rdn)),
   CASE n % 8 WHEN 0 THEN 'visit' WHEN 1 THEN 'phone' WHEN 2 THEN 'email' WHEN 3 THEN 'qq' WHEN 4 THEN 'wechat'
              WHEN 5 THEN 'chat' WHEN 6 THEN 'consultation' ELSE 'training' END,
   CASE n % 3 WHEN 0 THEN 'outbound' ELSE 'inbound' END,
