@@ -47,10 +47,13 @@ pub mod contact;
 pub mod identity;
 pub mod import;
 pub mod message;
+pub mod messaging;
 pub mod name;
 pub mod reader;
 pub mod role;
+pub mod quiet;
 pub mod search;
+pub mod segment;
 pub mod text;
 pub mod tracking;
 

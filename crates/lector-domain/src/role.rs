@@ -58,6 +58,14 @@ pub enum Permission {
     IdentityReview,
     /// Schedule the re-sync of import sources.
     ImportSchedule,
+    /// Create, edit and freeze segments (saved reader filters); see their members.
+    SegmentsManage,
+    /// Write campaigns and templates, preview them, send tests, and send, pause, resume or cancel.
+    CampaignsManage,
+    /// Configure channels (SMTP, SMS gateway, robots, webhooks) and the triggered messages.
+    ChannelsConfigure,
+    /// Record a reader's consent on their behalf (audited).
+    ConsentManage,
 }
 
 impl Role {
@@ -109,6 +117,7 @@ impl Role {
                     | CasesApprove
                     | CasesViewAll
                     | ServiceDashboard
+                    | SegmentsManage
             ),
             Role::Librarian => matches!(
                 p,
@@ -123,6 +132,9 @@ impl Role {
                     | CasesViewAll
                     | ReadersImport
                     | IdentityReview
+                    | SegmentsManage
+                    | CampaignsManage
+                    | ConsentManage
             ),
             Role::Department => matches!(p, ReadersView | TrackingView | TrackingRecord | CasesWork),
             Role::Analyst => matches!(p, ServiceDashboard),
@@ -156,6 +168,11 @@ mod tests {
             for p in [Permission::ReadersImport, Permission::IdentityReview, Permission::ImportSchedule] {
                 assert!(!role.can(p), "{role:?} must not have {p:?}");
             }
+        }
+        assert!(Role::Librarian.can(Permission::CampaignsManage) && !Role::Librarian.can(Permission::ChannelsConfigure));
+        assert!(Role::Leader.can(Permission::SegmentsManage) && !Role::Leader.can(Permission::CampaignsManage));
+        for p in [Permission::SegmentsManage, Permission::CampaignsManage, Permission::ConsentManage] {
+            assert!(!Role::Department.can(p) && !Role::Analyst.can(p), "{p:?}");
         }
         assert_eq!(Role::parse("leader").unwrap(), Role::Leader);
         assert!(Role::parse("root").is_err());

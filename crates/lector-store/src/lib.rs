@@ -6,14 +6,19 @@
 
 pub mod audit;
 pub mod auth;
+pub mod campaigns;
 pub mod cases;
 pub mod config;
+pub mod consent;
 mod db;
 pub mod identity;
 pub mod imports;
 mod migrations;
+pub mod outbox;
 pub mod readers;
+pub mod segments;
 pub mod tracking;
+pub mod triggers;
 
 pub use db::{Backend, Store};
 pub use lector_domain as domain;

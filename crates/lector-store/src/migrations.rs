@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_import.sql")),
     (5, include_str!("migrations/0005_identity.sql")),
     (6, include_str!("migrations/0006_case_levels.sql")),
+    (7, include_str!("migrations/0007_messaging.sql")),
 ];
 
 fn render(ddl: &str, backend: Backend) -> String {

@@ -4,12 +4,16 @@
 //! the permission it needs before it reads input or data; errors are JSON
 //! (`{"error": {"code", "message", "message_zh", "fields"}}`, see [`dto::ErrorBody`]).
 
+pub mod campaigns;
 pub mod cases;
+pub mod consent;
 pub mod dto;
 pub mod identity;
 pub mod imports;
 pub mod json;
+pub mod messaging;
 pub mod readers;
+pub mod segments;
 pub mod tracking;
 
 use crate::AppState;
@@ -27,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .merge(cases::routes())
         .merge(imports::routes())
         .merge(identity::routes())
+        .merge(segments::routes())
+        .merge(campaigns::routes())
+        .merge(messaging::routes())
+        .merge(consent::routes())
         .fallback(|| async { crate::error::AppError::NotFound })
         .layer(axum::middleware::map_response(api_headers))
 }
@@ -166,7 +174,14 @@ impl Modify for BearerAuth {
 /// The OpenAPI document, built once.
 pub fn openapi_document() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises"))
+    DOC.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        doc.merge(segments::Doc::openapi());
+        doc.merge(campaigns::Doc::openapi());
+        doc.merge(messaging::Doc::openapi());
+        doc.merge(consent::Doc::openapi());
+        doc.to_pretty_json().expect("the OpenAPI document serialises")
+    })
 }
 
 /// `GET /api/openapi.json`.

@@ -2,12 +2,16 @@
 //! every form carries the session's CSRF token.
 
 mod admin;
+mod campaigns;
 pub mod cases;
+mod consent;
 mod home;
 mod identity;
 mod imports;
 mod login;
+mod messaging;
 mod readers;
+mod segments;
 mod tracking;
 
 use crate::auth::{urlencode, Staff};
@@ -36,6 +40,10 @@ pub fn routes() -> Router<AppState> {
         .merge(cases::routes())
         .merge(imports::routes())
         .merge(identity::routes())
+        .merge(segments::routes())
+        .merge(campaigns::routes())
+        .merge(messaging::routes())
+        .merge(consent::routes())
 }
 
 /// A tab of a page's view switcher.
@@ -75,6 +83,12 @@ pub struct UserBar {
     pub can_identity: bool,
     /// Schedules import sources (`ImportSchedule`).
     pub can_schedule: bool,
+    /// Segments (`SegmentsManage`).
+    pub can_segments: bool,
+    /// Campaigns and templates (`CampaignsManage`).
+    pub can_campaigns: bool,
+    /// Channels and triggered messages (`ChannelsConfigure`).
+    pub can_channels: bool,
 }
 
 /// What every page's layout needs.
@@ -108,6 +122,9 @@ impl Ctx {
                 can_service_dashboard: staff.can(Permission::ServiceDashboard),
                 can_import: staff.can(Permission::ReadersImport),
                 can_identity: staff.can(Permission::IdentityReview),
+                can_segments: staff.can(Permission::SegmentsManage),
+                can_campaigns: staff.can(Permission::CampaignsManage),
+                can_channels: staff.can(Permission::ChannelsConfigure),
                 can_schedule: staff.can(Permission::ImportSchedule),
             }),
             csrf: staff.csrf.clone(),

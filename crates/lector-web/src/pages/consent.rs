@@ -1,0 +1,8 @@
+//! Pages: consent. CONTRACT STUB — filled in by its helper.
+
+use crate::AppState;
+use axum::Router;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,1 @@
+//! A small SMTP server for tests and benchmarks. CONTRACT STUB — the senders helper owns this.
