@@ -42,6 +42,7 @@ macro_rules! code_enum {
 }
 
 pub mod attribute;
+pub mod campaign;
 pub mod case;
 pub mod contact;
 pub mod identity;

@@ -121,6 +121,10 @@ pub enum ChannelSettings {
         from_name: String,
         #[serde(default)]
         qq_mailbox: bool,
+        /// Accept a self-signed or otherwise unverifiable server certificate (campus SMTP
+        /// servers often have one). The connection is still encrypted, but not authenticated.
+        #[serde(default)]
+        accept_invalid_certs: bool,
     },
     /// An HTTP SMS gateway: the message is POSTed as JSON `{"mobile", "text"}` (or the fields
     /// named here) with `Authorization: Bearer SECRET` when a secret is set.
@@ -195,6 +199,7 @@ mod tests {
             from_address: "library@example.edu.cn".into(),
             from_name: "图书馆".into(),
             qq_mailbox: true,
+            accept_invalid_certs: false,
         };
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"kind\":\"email\""), "{json}");

@@ -24,6 +24,7 @@ use lector_domain::attribute::parse_code;
 use lector_domain::case::{
     next_status, CaseAction, CaseInput, CaseKind, CaseStatus, Priority, RatingDraft, ServiceLevels, TriageOutcome, WorkCalendar, Workflow,
 };
+use lector_domain::messaging::Trigger;
 use lector_domain::{text, Msg};
 use rand::RngCore;
 use serde::Serialize;
@@ -628,6 +629,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.notify_case_reader(&created, Trigger::CaseReceived, token.as_deref(), format!("trigger:case_received:{id}")).await;
         Ok((created, token))
     }
 
@@ -731,6 +733,14 @@ impl Store {
         }
         let after = self.apply_action(&mut tx, actor, &actor.name, (before, before_dept), action, None).await?;
         tx.commit().await?;
+        let trigger = match action {
+            CaseAction::RequestInfo { .. } => Some(Trigger::CaseNeedsInfo),
+            CaseAction::Resolve { .. } => Some(Trigger::CaseResolved),
+            _ => None,
+        };
+        if let Some(t) = trigger {
+            self.notify_case_reader(&after, t, None, format!("trigger:{}:{id}:v{}", t.code(), after.version)).await;
+        }
         Ok(after)
     }
 

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod campaigns;
 pub mod cases;
+pub mod channels;
 pub mod config;
 pub mod consent;
 mod db;
@@ -15,8 +16,10 @@ pub mod identity;
 pub mod imports;
 mod migrations;
 pub mod outbox;
+pub mod portal_auth;
 pub mod readers;
 pub mod segments;
+pub mod templates;
 pub mod tracking;
 pub mod triggers;
 

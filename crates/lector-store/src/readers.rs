@@ -130,9 +130,9 @@ pub struct ReaderQuery {
     pub per_page: i64,
 }
 
-const SUMMARY_COLUMNS: &str = "r.id, r.card_no, r.name, r.pinyin, r.gender, r.affiliation, r.status, r.updated_at, \
+pub(crate) const SUMMARY_COLUMNS: &str = "r.id, r.card_no, r.name, r.pinyin, r.gender, r.affiliation, r.status, r.updated_at, \
     c.code AS category_code, c.name_zh AS category_zh, c.name_en AS category_en, u.username AS owner";
-const FROM_READERS: &str = " FROM readers r JOIN categories c ON c.id = r.category_id LEFT JOIN users u ON u.id = r.owner_id";
+pub(crate) const FROM_READERS: &str = " FROM readers r JOIN categories c ON c.id = r.category_id LEFT JOIN users u ON u.id = r.owner_id";
 
 fn parse_enum<T>(v: String, parse: fn(&str) -> Result<T, Msg>) -> Result<T> {
     parse(&v).map_err(|m| StoreError::Other(m.en))
@@ -142,7 +142,7 @@ fn category_ref(row: &AnyRow) -> Result<CategoryRef> {
     Ok(CategoryRef { code: row.try_get("category_code")?, name_zh: row.try_get("category_zh")?, name_en: row.try_get("category_en")? })
 }
 
-fn summary(row: &AnyRow) -> Result<ReaderSummary> {
+pub(crate) fn summary(row: &AnyRow) -> Result<ReaderSummary> {
     Ok(ReaderSummary {
         id: row.try_get("id")?,
         card_no: row.try_get("card_no")?,

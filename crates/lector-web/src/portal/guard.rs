@@ -1,4 +1,5 @@
-//! The portal's in-memory guard: how many cases each client address filed recently, and the
+//! The portal's in-memory guard: how many cases each client address filed recently (and, under
+//! keys of their own, sign-in codes asked for and tried), and the
 //! tracking links of recent submissions by their idempotency key (so that a form sent twice —
 //! the browser shows only the second answer — still shows its link).
 //!
@@ -47,14 +48,20 @@ impl PortalGuard {
 
     /// `Ok` when `client` may file another case now, else how long until it may.
     pub fn check(&self, client: &str) -> Result<(), Duration> {
+        self.check_limit(client, SUBMIT_LIMIT)
+    }
+
+    /// `Ok` when `key` was counted fewer than `limit` times in the last [`SUBMIT_WINDOW`], else
+    /// how long until it may go again. Keys of different uses carry a prefix of their own.
+    pub fn check_limit(&self, key: &str, limit: usize) -> Result<(), Duration> {
         let now = Instant::now();
         let mut inner = self.lock();
         Self::sweep(&mut inner, now);
-        let Some(q) = inner.hits.get_mut(client) else { return Ok(()) };
+        let Some(q) = inner.hits.get_mut(key) else { return Ok(()) };
         while q.front().is_some_and(|t| now.duration_since(*t) >= SUBMIT_WINDOW) {
             q.pop_front();
         }
-        if q.len() < SUBMIT_LIMIT {
+        if q.len() < limit {
             Ok(())
         } else {
             let oldest = q.front().copied().unwrap_or(now);
@@ -96,6 +103,18 @@ mod tests {
         }
         assert!(g.check("a").is_err());
         assert!(g.check("b").is_ok());
+    }
+
+    #[test]
+    fn limits_are_per_key() {
+        let g = PortalGuard::new();
+        for _ in 0..2 {
+            assert!(g.check_limit("code:a", 2).is_ok());
+            g.record_submission("code:a");
+        }
+        assert!(g.check_limit("code:a", 2).is_err());
+        assert!(g.check_limit("code:a", 3).is_ok());
+        assert!(g.check("a").is_ok(), "other uses of the same address are counted apart");
     }
 
     #[test]

@@ -12,11 +12,19 @@
 //! (in-process tests) every request counts as `local`. Forwarded-for headers are not trusted:
 //! behind a reverse proxy all readers share its address.
 //!
-//! Signed-in readers seeing their own cases need reader accounts, which do not exist yet.
+//! Readers with a library card can also sign in (`/portal/login`, a one-time code; see
+//! [`reader`]): they see their own cases (`/portal/cases/{number}`, the tracking page's view with
+//! the same answer and rating forms; someone else's case is a 404), the messages the library
+//! sent them, and set their consent per purpose and channel (`/portal/preferences`). A case filed
+//! while signed in is filed under their card. Messages carry one-click unsubscribe links
+//! (`/portal/unsubscribe/{token}`, see [`unsubscribe`]).
 
 mod guard;
+pub mod reader;
+mod unsubscribe;
 
 pub use guard::{PortalGuard, SUBMIT_LIMIT, SUBMIT_WINDOW};
+use reader::{case_not_found, reader_session, sign_in_first, ReaderSession};
 
 use crate::auth::{constant_time_eq, cookie, origin};
 use crate::error::AppError;
@@ -31,9 +39,9 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
-use lector_domain::case::{CaseDraft, CaseKind, CaseStatus, RatingDraft, MAX_QUESTION};
+use lector_domain::case::{CaseAction, CaseDraft, CaseKind, CaseStatus, RatingDraft, MAX_QUESTION};
 use lector_domain::{FieldErrors, Msg};
-use lector_store::cases::{Case, CaseEvent, CaseSource};
+use lector_store::cases::{Case, CaseEvent, CaseSource, READER_ACTOR};
 use lector_store::{Actor, StoreError};
 use rand::RngCore;
 use serde::Deserialize;
@@ -57,6 +65,15 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/track/{token}", get(track))
         .route("/portal/track/{token}/rate", post(rate))
         .route("/portal/track/{token}/reply", post(reply))
+        .route("/portal/login", get(reader::login_form).post(reader::request_code))
+        .route("/portal/login/verify", get(reader::verify_form).post(reader::verify_code))
+        .route("/portal/logout", post(reader::logout))
+        .route("/portal/me", get(reader::me))
+        .route("/portal/preferences", get(reader::preferences).post(reader::save_preferences))
+        .route("/portal/cases/{number}", get(own_case))
+        .route("/portal/cases/{number}/rate", post(rate_own))
+        .route("/portal/cases/{number}/reply", post(reply_own))
+        .route("/portal/unsubscribe/{token}", get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -167,6 +184,8 @@ struct NewPage {
     general: Option<String>,
     max_subject: usize,
     max_body: usize,
+    /// The signed-in reader's card: the case is filed under it.
+    signed_in: Option<String>,
 }
 
 impl NewPage {
@@ -204,6 +223,7 @@ fn new_page(
     general: Option<String>,
     status: StatusCode,
     secure: bool,
+    signed_in: Option<&str>,
 ) -> Response {
     let (csrf, fresh) = csrf_token(headers);
     let key = f.key.clone().filter(|k| valid_key(k)).unwrap_or_else(|| random_hex(16));
@@ -221,6 +241,7 @@ fn new_page(
         general,
         max_subject: MAX_SUBJECT,
         max_body: MAX_BODY,
+        signed_in: signed_in.map(str::to_string),
     };
     private(with_status(status, render(&page)), Some((&csrf, fresh)), secure)
 }
@@ -228,8 +249,22 @@ fn new_page(
 async fn new_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<NewParams>) -> Response {
     let l = Lang::from_headers(&headers);
     let kind = q.kind.filter(|k| CaseKind::ALL.iter().any(|c| c.code() == k));
-    let f = SubmitForm { kind, ..Default::default() };
-    new_page(l, &headers, &f, FieldErrors::default(), None, StatusCode::OK, state.secure_cookies)
+    let mut f = SubmitForm { kind, ..Default::default() };
+    let session = match reader_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return error_page(e, l),
+    };
+    if let Some(s) = &session {
+        match reader::contact_of(&state, s.reader.id).await {
+            Ok((name, contact)) => {
+                f.contact_name = Some(name);
+                f.contact = Some(contact);
+            }
+            Err(e) => return error_page(e, l),
+        }
+    }
+    let card = session.as_ref().map(|s| s.reader.card_no.as_str());
+    new_page(l, &headers, &f, FieldErrors::default(), None, StatusCode::OK, state.secure_cookies, card)
 }
 
 #[derive(Template)]
@@ -289,6 +324,8 @@ struct ReceivedPage {
     kind: String,
     /// The tracking path and its absolute URL; `None` on a repeat once the link was shown.
     link: Option<(String, String)>,
+    /// Filed by a signed-in reader: the case is also on their page.
+    own: bool,
 }
 
 fn absolute(headers: &HeaderMap, secure: bool, path: &str) -> String {
@@ -308,16 +345,25 @@ async fn submit(
 ) -> Response {
     let l = Lang::from_headers(&headers);
     let secure = state.secure_cookies;
-    let f = match form {
+    let mut f = match form {
         Ok(Form(f)) => f,
         Err(r) => return form_rejection(l, r),
     };
+    // A signed-in reader files under their own card, whatever the form says.
+    let session = match reader_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return error_page(e, l),
+    };
+    if let Some(s) = &session {
+        f.card_no = Some(s.reader.card_no.clone());
+    }
+    let card = session.as_ref().map(|s| s.reader.card_no.as_str());
     if !csrf_ok(&headers, f.csrf.as_deref()) {
         let m = Msg::new(
             "表单已过期或来源不明，请检查内容后重新提交。",
             "The form expired or did not come from this site; check what you wrote and send it again.",
         );
-        return new_page(l, &headers, &f, FieldErrors::default(), Some(l.msg(&m)), StatusCode::BAD_REQUEST, secure);
+        return new_page(l, &headers, &f, FieldErrors::default(), Some(l.msg(&m)), StatusCode::BAD_REQUEST, secure, card);
     }
     let client = origin(&extensions);
     if let Err(wait) = guard.check(&client) {
@@ -338,7 +384,7 @@ async fn submit(
     too_long(&mut errors, "contact_name", &f.contact_name, MAX_SHORT);
     too_long(&mut errors, "contact", &f.contact, MAX_SHORT * 2);
     if !errors.is_empty() {
-        return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure);
+        return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure, card);
     }
     let opt = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
     let draft = CaseDraft {
@@ -362,18 +408,18 @@ async fn submit(
                 );
             }
             if !errors.is_empty() {
-                return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure);
+                return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure, card);
             }
             input
         }
-        Err(errors) => return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure),
+        Err(errors) => return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure, card),
     };
     let key = f.key.clone().filter(|k| valid_key(k));
     let store_key = key.as_ref().map(|k| format!("portal:{k}"));
     let (case, token): (Case, Option<String>) =
         match state.store.create_case(&Actor::system("portal"), &input, CaseSource::Portal, store_key.as_deref()).await {
             Ok(r) => r,
-            Err(StoreError::Invalid(errors)) => return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure),
+            Err(StoreError::Invalid(errors)) => return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure, card),
             Err(e) => return error_page(e.into(), l),
         };
     let token = match (token, &key) {
@@ -399,6 +445,7 @@ async fn submit(
         number: case.number.clone(),
         kind: l.msg(&case.kind.label()),
         link,
+        own: session.is_some(),
     };
     private(render(&page), None, secure)
 }
@@ -481,7 +528,8 @@ fn public_steps(l: Lang, case: &Case, events: &[CaseEvent]) -> Vec<Step> {
 #[template(path = "portal_track.html")]
 struct TrackPage {
     ctx: Ctx,
-    token: String,
+    /// The case page's address: its tracking link, or `/portal/cases/{number}` when signed in.
+    base: String,
     number: String,
     kind: String,
     subject: String,
@@ -549,27 +597,62 @@ struct TrackExtra<'a> {
     flash: Option<String>,
 }
 
-async fn track_page(state: &AppState, l: Lang, headers: &HeaderMap, token: &str, extra: TrackExtra<'_>, status: StatusCode) -> Response {
-    if !plausible_token(token) {
-        return invalid_link(l);
+/// Who looks at a case: the holder of its tracking link, or the signed-in reader it belongs to.
+enum Access<'a> {
+    Link(&'a str),
+    Reader(&'a ReaderSession, &'a str),
+}
+
+impl Access<'_> {
+    fn base(&self) -> String {
+        match self {
+            Access::Link(token) => format!("/portal/track/{token}"),
+            Access::Reader(_, number) => format!("/portal/cases/{number}"),
+        }
     }
-    let case = match state.store.case_by_token(token).await {
+
+    async fn case(&self, state: &AppState) -> Result<Case, StoreError> {
+        match self {
+            Access::Link(token) => state.store.case_by_token(token).await,
+            Access::Reader(s, number) => state.store.reader_case(s.reader.id, number).await,
+        }
+    }
+
+    /// The same answer for a case that does not exist and one that is not the reader's.
+    fn not_found(&self, l: Lang) -> Response {
+        match self {
+            Access::Link(_) => invalid_link(l),
+            Access::Reader(..) => case_not_found(l),
+        }
+    }
+}
+
+async fn track_page(state: &AppState, l: Lang, headers: &HeaderMap, access: &Access<'_>, extra: TrackExtra<'_>, status: StatusCode) -> Response {
+    if let Access::Link(token) = access {
+        if !plausible_token(token) {
+            return invalid_link(l);
+        }
+    }
+    let case = match access.case(state).await {
         Ok(c) => c,
-        Err(StoreError::NotFound) => return invalid_link(l),
+        Err(StoreError::NotFound) => return access.not_found(l),
         Err(e) => return error_page(e.into(), l),
     };
     let events = match state.store.case_events(case.id).await {
         Ok(e) => e,
         Err(e) => return error_page(e.into(), l),
     };
-    let (csrf, fresh) = csrf_token(headers);
+    let (csrf, fresh) = match access {
+        Access::Link(_) => csrf_token(headers),
+        Access::Reader(s, _) => (s.csrf.clone(), false),
+    };
     let (status_code, status_text) = plain_status(case.status);
-    let path = format!("/portal/track/{token}");
-    let mut ctx = Ctx::anonymous(l, csrf.clone(), &path);
+    let base = access.base();
+    let mut ctx = Ctx::anonymous(l, csrf.clone(), &base);
     ctx.flash = extra.flash;
     let s = |v: Option<&Option<String>>| v.and_then(|o| o.clone()).unwrap_or_default();
     let page = TrackPage {
-        token: token.to_string(),
+        base,
         number: case.number.clone(),
         kind: l.msg(&case.kind.label()),
         subject: case.subject.clone(),
@@ -594,17 +677,30 @@ async fn track_page(state: &AppState, l: Lang, headers: &HeaderMap, token: &str,
     private(with_status(status, render(&page)), Some((&csrf, fresh)), state.secure_cookies)
 }
 
+fn flash_text(l: Lang, code: Option<&str>) -> Option<String> {
+    match code {
+        Some("rated") => Some(l.pick("感谢您的评价！", "Thank you for your rating!").to_string()),
+        Some("answered") => Some(l.pick("已收到您补充的信息，我们会继续处理。", "Thank you; we received your answer and carry on.").to_string()),
+        _ => None,
+    }
+}
+
 async fn track(State(state): State<AppState>, headers: HeaderMap, Path(token): Path<String>, Query(q): Query<TrackParams>) -> Response {
     let l = Lang::from_headers(&headers);
-    let flash = match q.flash.as_deref() {
-        Some("rated") => Some(l.pick("感谢您的评价！", "Thank you for your rating!").to_string()),
-        Some("answered") => {
-            Some(l.pick("已收到您补充的信息，我们会继续处理。", "Thank you; we received your answer and carry on.").to_string())
-        }
-        _ => None,
+    let extra = TrackExtra { form: None, answer: None, errors: FieldErrors::default(), general: None, flash: flash_text(l, q.flash.as_deref()) };
+    track_page(&state, l, &headers, &Access::Link(&token), extra, StatusCode::OK).await
+}
+
+/// A signed-in reader's own case: the tracking page's view, whether or not the case has a link.
+async fn own_case(State(state): State<AppState>, headers: HeaderMap, Path(number): Path<String>, Query(q): Query<TrackParams>) -> Response {
+    let l = Lang::from_headers(&headers);
+    let session = match reader_session(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return sign_in_first(&format!("/portal/cases/{number}")),
+        Err(e) => return error_page(e, l),
     };
-    let extra = TrackExtra { form: None, answer: None, errors: FieldErrors::default(), general: None, flash };
-    track_page(&state, l, &headers, &token, extra, StatusCode::OK).await
+    let extra = TrackExtra { form: None, answer: None, errors: FieldErrors::default(), general: None, flash: flash_text(l, q.flash.as_deref()) };
+    track_page(&state, l, &headers, &Access::Reader(&session, &number), extra, StatusCode::OK).await
 }
 
 fn parse_rating(f: &RateForm) -> Result<RatingDraft, FieldErrors> {
@@ -633,6 +729,7 @@ fn parse_rating(f: &RateForm) -> Result<RatingDraft, FieldErrors> {
 
 async fn rate(
     State(state): State<AppState>,
+    extensions: Extensions,
     headers: HeaderMap,
     Path(token): Path<String>,
     form: Result<Form<RateForm>, FormRejection>,
@@ -645,43 +742,75 @@ async fn rate(
     if !plausible_token(&token) {
         return invalid_link(l);
     }
+    let fresh = csrf_ok(&headers, f.csrf.as_deref());
+    rate_on(&state, l, &headers, &origin(&extensions), &Access::Link(&token), &f, fresh).await
+}
+
+async fn rate_own(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    Path(number): Path<String>,
+    form: Result<Form<RateForm>, FormRejection>,
+) -> Response {
+    let l = Lang::from_headers(&headers);
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(r) => return form_rejection(l, r),
+    };
+    let session = match reader_session(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return sign_in_first(&format!("/portal/cases/{number}")),
+        Err(e) => return error_page(e, l),
+    };
+    let fresh = session.csrf_ok(f.csrf.as_deref());
+    rate_on(&state, l, &headers, &origin(&extensions), &Access::Reader(&session, &number), &f, fresh).await
+}
+
+/// The rating form, sent through the tracking link or by the signed-in reader; `fresh` says
+/// whether its CSRF token was right.
+async fn rate_on(state: &AppState, l: Lang, headers: &HeaderMap, ip: &str, access: &Access<'_>, f: &RateForm, fresh: bool) -> Response {
     let extra = |errors: FieldErrors, general: Option<Msg>| TrackExtra {
-        form: Some(&f),
+        form: Some(f),
         answer: None,
         errors,
         general: general.map(|m| l.msg(&m)),
         flash: None,
     };
-    if !csrf_ok(&headers, f.csrf.as_deref()) {
+    if !fresh {
         let m = Msg::new("表单已过期，请重新提交评价。", "The form expired; please send your rating again.");
-        return track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::BAD_REQUEST).await;
+        return track_page(state, l, headers, access, extra(FieldErrors::default(), Some(m)), StatusCode::BAD_REQUEST).await;
     }
-    let draft = match parse_rating(&f) {
+    let draft = match parse_rating(f) {
         Ok(d) => d,
-        Err(errors) => return track_page(&state, l, &headers, &token, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(errors) => return track_page(state, l, headers, access, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await,
     };
     // Refuse early with a clear message; the store checks again in its transaction.
-    match state.store.case_by_token(&token).await {
+    let case = match access.case(state).await {
         Ok(c) if c.rating.is_some() => {
             let m = Msg::new("您已评价过这件事项，感谢！", "You have already rated this case; thank you!");
-            return track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await;
+            return track_page(state, l, headers, access, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await;
         }
         Ok(c) if c.status != CaseStatus::Resolved => {
             let m = Msg::new("图书馆答复之后才能评价。", "You can rate once the library has replied.");
-            return track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await;
+            return track_page(state, l, headers, access, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await;
         }
-        Ok(_) => {}
-        Err(StoreError::NotFound) => return invalid_link(l),
+        Ok(c) => c,
+        Err(StoreError::NotFound) => return access.not_found(l),
         Err(e) => return error_page(e.into(), l),
-    }
-    match state.store.rate_case(&token, &draft).await {
-        Ok(_) => private(see_other(&format!("/portal/track/{token}?flash=rated")), None, state.secure_cookies),
-        Err(StoreError::NotFound) => invalid_link(l),
+    };
+    let rated = match access {
+        Access::Link(token) => state.store.rate_case(token, &draft).await,
+        Access::Reader(s, _) => state.store.rate_own_case(s.reader.id, case.id, &draft, ip).await,
+    };
+    match rated {
+        Ok(_) => private(see_other(&format!("{}?flash=rated", access.base())), None, state.secure_cookies),
+        Err(StoreError::NotFound) => access.not_found(l),
         Err(StoreError::Conflict(m)) => {
-            track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await
+            track_page(state, l, headers, access, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await
         }
         Err(StoreError::Invalid(errors)) => {
-            track_page(&state, l, &headers, &token, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await
+            track_page(state, l, headers, access, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => error_page(AppError::from(e), l),
     }
@@ -712,19 +841,58 @@ async fn reply(
     if !plausible_token(&token) {
         return invalid_link(l);
     }
+    let fresh = csrf_ok(&headers, f.csrf.as_deref());
+    reply_on(&state, &guard, l, &headers, &origin(&extensions), &Access::Link(&token), &f, fresh).await
+}
+
+/// The signed-in reader answers the question on their own case. A second send finds the
+/// question already answered and says so.
+async fn reply_own(
+    State(state): State<AppState>,
+    Extension(guard): Extension<Arc<PortalGuard>>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    Path(number): Path<String>,
+    form: Result<Form<ReplyForm>, FormRejection>,
+) -> Response {
+    let l = Lang::from_headers(&headers);
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(r) => return form_rejection(l, r),
+    };
+    let session = match reader_session(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return sign_in_first(&format!("/portal/cases/{number}")),
+        Err(e) => return error_page(e, l),
+    };
+    let fresh = session.csrf_ok(f.csrf.as_deref());
+    reply_on(&state, &guard, l, &headers, &origin(&extensions), &Access::Reader(&session, &number), &f, fresh).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reply_on(
+    state: &AppState,
+    guard: &PortalGuard,
+    l: Lang,
+    headers: &HeaderMap,
+    ip: &str,
+    access: &Access<'_>,
+    f: &ReplyForm,
+    fresh: bool,
+) -> Response {
     let extra = |errors: FieldErrors, general: Option<Msg>| TrackExtra {
         form: None,
-        answer: Some(&f),
+        answer: Some(f),
         errors,
         general: general.map(|m| l.msg(&m)),
         flash: None,
     };
-    if !csrf_ok(&headers, f.csrf.as_deref()) {
+    if !fresh {
         let m = Msg::new("表单已过期，请检查内容后重新提交。", "The form expired; check your answer and send it again.");
-        return track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::BAD_REQUEST).await;
+        return track_page(state, l, headers, access, extra(FieldErrors::default(), Some(m)), StatusCode::BAD_REQUEST).await;
     }
     // Answers have their own quota per address, apart from new cases.
-    let client = format!("answer:{}", origin(&extensions));
+    let client = format!("answer:{ip}");
     if let Err(wait) = guard.check(&client) {
         return too_many(l, wait, Msg::new("提交过于频繁", "Too many answers"), |window, minutes| {
             Msg::new(
@@ -739,24 +907,37 @@ async fn reply(
         errors.push("text", Msg::new("请填写您要补充的信息", "please write your answer"));
     }
     if !errors.is_empty() {
-        return track_page(&state, l, &headers, &token, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return track_page(state, l, headers, access, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    let key = f.key.clone().filter(|k| valid_key(k));
-    match state.store.answer_case_question(&token, f.text.as_deref().unwrap_or_default(), key.as_deref()).await {
+    let text = f.text.clone().unwrap_or_default();
+    let answered = match access {
+        Access::Link(token) => {
+            let key = f.key.clone().filter(|k| valid_key(k));
+            state.store.answer_case_question(token, &text, key.as_deref()).await
+        }
+        Access::Reader(..) => match access.case(state).await {
+            Ok(case) => {
+                let actor = Actor { user_id: None, name: READER_ACTOR.to_string(), origin: ip.to_string() };
+                state.store.act_on_case(&actor, case.id, &CaseAction::ReaderReply { text }, case.version).await
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match answered {
         Ok(_) => {
             guard.record_submission(&client);
-            private(see_other(&format!("/portal/track/{token}?flash=answered")), None, state.secure_cookies)
+            private(see_other(&format!("{}?flash=answered", access.base())), None, state.secure_cookies)
         }
-        Err(StoreError::NotFound) => invalid_link(l),
+        Err(StoreError::NotFound) => access.not_found(l),
         Err(StoreError::Conflict(_)) => {
             let m = Msg::new(
                 "图书馆目前没有需要您补充的问题（可能已收到您的回答，或问题已撤回）。",
                 "The library has no open question for you (your answer may have arrived already, or the question was withdrawn).",
             );
-            track_page(&state, l, &headers, &token, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await
+            track_page(state, l, headers, access, extra(FieldErrors::default(), Some(m)), StatusCode::CONFLICT).await
         }
         Err(StoreError::Invalid(errors)) => {
-            track_page(&state, l, &headers, &token, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await
+            track_page(state, l, headers, access, extra(errors, None), StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => error_page(AppError::from(e), l),
     }

@@ -1,0 +1,480 @@
+//! Reader sign-in on the portal (读者登录): a one-time code sent to the email or mobile the library
+//! has on file, then a session; and what a signed-in reader reads and does there (their cases,
+//! the messages the library sent them, rating their own case).
+//!
+//! Codes are six digits, stored salted and hashed, valid [`CODE_MINUTES`], good for
+//! [`CODE_ATTEMPTS`] tries; a new code replaces the reader's earlier one, and a reader gets at
+//! most [`CODES_PER_HOUR`]. Session tokens are random 256-bit values kept as their SHA-256, like
+//! staff sessions. Sending the code is the caller's job (`Store::enqueue_trigger` with
+//! `Trigger::PortalCode`), so that this module does not depend on how messages go out.
+
+use crate::audit::{self, Change};
+use crate::cases::{Case, Rating};
+use crate::{now_text, Actor, Result, Store, StoreError};
+use lector_domain::case::{CaseStatus, RatingDraft};
+use lector_domain::contact::{lookup_key, ContactKind, Email, Mobile};
+use lector_domain::messaging::{ChannelKind, OutboxStatus, Trigger};
+use lector_domain::reader::CardNo;
+use lector_domain::Msg;
+use rand::{Rng, RngCore};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// How long a sign-in code is valid.
+pub const CODE_MINUTES: i64 = 10;
+/// Tries per code; the code is dead after that many wrong ones.
+pub const CODE_ATTEMPTS: i64 = 5;
+/// Codes one reader may request per hour.
+pub const CODES_PER_HOUR: i64 = 5;
+/// How long a reader's session lasts.
+pub const SESSION_HOURS: i64 = 12;
+/// How long a rated case's tracking link keeps working (as for a rating through the link).
+const TOKEN_DAYS_AFTER_RATING: i64 = 180;
+
+/// The signed-in reader.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PortalReader {
+    pub id: i64,
+    pub card_no: String,
+    pub name: String,
+    /// `zh` or `en`, when the reader chose.
+    pub lang: Option<String>,
+}
+
+/// What became of a request for a sign-in code. The caller answers the same way whatever the
+/// outcome, so that the form does not tell who is a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRequest {
+    /// A new code for this reader, to be sent; `code_id` makes its message's dedupe key.
+    Issued { reader_id: i64, code_id: i64, code: String },
+    /// The card number and contact do not belong together (or either is unknown).
+    NoMatch,
+    /// The reader asked for [`CODES_PER_HOUR`] codes within the hour.
+    TooMany,
+}
+
+/// What became of a sign-in attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Signed in: `token` goes into the session cookie.
+    SignedIn { reader_id: i64, token: String },
+    /// Wrong code; this many tries are left.
+    Wrong { attempts_left: i64 },
+    /// The code was tried [`CODE_ATTEMPTS`] times; a new one is needed.
+    Locked,
+    /// No valid code: none requested, expired, already used, or an unknown card number.
+    Expired,
+}
+
+/// A message the library sent (or will send) to the reader, as the portal lists it. The text
+/// itself is rendered at sending time and not kept.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PortalMessage {
+    pub id: i64,
+    /// The campaign's name, for campaign messages.
+    pub campaign: Option<String>,
+    /// The trigger, for triggered messages (welcome, case updates, sign-in codes …).
+    pub trigger: Option<Trigger>,
+    pub channel: ChannelKind,
+    pub status: OutboxStatus,
+    /// When it was sent, or queued when not yet sent.
+    pub at: String,
+}
+
+fn minutes_from_now(m: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::minutes(m)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The CSRF token of a reader's session: derived from the session token (which stays in its
+/// HttpOnly cookie) by a one-way hash, so a page can carry it without revealing the session.
+pub fn session_csrf(token: &str) -> String {
+    sha256_hex(&format!("portal-csrf\n{}", token.to_ascii_lowercase()))[..32].to_string()
+}
+
+fn code_hash(salt: &str, reader_id: i64, code: &str) -> String {
+    sha256_hex(&format!("portal-code\n{salt}\n{reader_id}\n{code}"))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The contact the reader typed, as `(kind, lookup key)`: an email address or a mobile number.
+fn contact_lookup(raw: &str) -> Option<(ContactKind, String)> {
+    if raw.contains('@') || raw.contains('＠') {
+        Email::parse(raw).ok().map(|e| (ContactKind::Email, lookup_key(ContactKind::Email, e.as_str())))
+    } else {
+        Mobile::parse(raw).ok().map(|m| (ContactKind::Mobile, lookup_key(ContactKind::Mobile, m.as_str())))
+    }
+}
+
+/// The actor of what a reader does on the portal (`reader:ID`, from their address).
+pub fn reader_actor(reader_id: i64, origin: &str) -> Actor {
+    Actor { user_id: None, name: format!("reader:{reader_id}"), origin: origin.to_string() }
+}
+
+impl Store {
+    /// Whether sign-in codes can go out at all: the `portal_code` trigger is switched on and names
+    /// an enabled channel. Answered the same for every reader, so saying "unavailable" tells
+    /// nothing about who is a reader.
+    pub async fn portal_sign_in_available(&self) -> Result<bool> {
+        let row = sqlx::query("SELECT channels, enabled, template_id FROM trigger_settings WHERE trigger_code = $1")
+            .bind(Trigger::PortalCode.code())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        if row.try_get::<i64, _>("enabled")? == 0 || row.try_get::<Option<i64>, _>("template_id")?.is_none() {
+            return Ok(false);
+        }
+        let codes: Vec<String> =
+            row.try_get::<String, _>("channels")?.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect();
+        for code in codes {
+            let enabled =
+                sqlx::query("SELECT id FROM channels WHERE code = $1 AND enabled = 1").bind(code).fetch_optional(&self.pool).await?;
+            if enabled.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A reader asks for a sign-in code with their card number and an email or mobile the
+    /// library has for them. On a match a new code replaces any earlier one (audited as
+    /// `portal.code`).
+    pub async fn request_portal_code(&self, card_no: &str, contact: &str, origin: &str) -> Result<CodeRequest> {
+        let Ok(card) = CardNo::parse(card_no) else { return Ok(CodeRequest::NoMatch) };
+        let Some((kind, lookup)) = contact_lookup(contact) else { return Ok(CodeRequest::NoMatch) };
+        let reader = match self.reader_by_card(card.as_str()).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound) => return Ok(CodeRequest::NoMatch),
+            Err(e) => return Err(e),
+        };
+        let known = sqlx::query("SELECT id FROM reader_contacts WHERE reader_id = $1 AND kind = $2 AND lookup = $3")
+            .bind(reader.id)
+            .bind(kind.code())
+            .bind(lookup)
+            .fetch_optional(&self.pool)
+            .await?;
+        if known.is_none() {
+            return Ok(CodeRequest::NoMatch);
+        }
+        let now = now_text();
+        let hour_ago = minutes_from_now(-60);
+        let mut tx = self.begin().await?;
+        // Replaces the earlier code first: on PostgreSQL this also queues concurrent requests
+        // of the same reader behind this one.
+        sqlx::query("UPDATE portal_codes SET expires_at = $1 WHERE reader_id = $2 AND used_at IS NULL AND expires_at > $1")
+            .bind(now.clone())
+            .bind(reader.id)
+            .execute(&mut *tx)
+            .await?;
+        let recent: i64 = sqlx::query("SELECT COUNT(*) AS n FROM portal_codes WHERE reader_id = $1 AND created_at > $2")
+            .bind(reader.id)
+            .bind(hour_ago.clone())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if recent >= CODES_PER_HOUR {
+            tx.rollback().await?;
+            return Ok(CodeRequest::TooMany);
+        }
+        sqlx::query("DELETE FROM portal_codes WHERE reader_id = $1 AND created_at < $2")
+            .bind(reader.id)
+            .bind(hour_ago)
+            .execute(&mut *tx)
+            .await?;
+        let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
+        let mut salt = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        let salt = hex::encode(salt);
+        let code_id: i64 = sqlx::query(
+            "INSERT INTO portal_codes (reader_id, code_hash, expires_at, attempts, created_at) VALUES ($1, $2, $3, 0, $4) RETURNING id",
+        )
+        .bind(reader.id)
+        .bind(format!("{salt}${}", code_hash(&salt, reader.id, &code)))
+        .bind(minutes_from_now(CODE_MINUTES))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        audit::record(
+            &mut tx,
+            &reader_actor(reader.id, origin),
+            Change {
+                action: "portal.code",
+                entity: "portal",
+                entity_id: Some(reader.id.to_string()),
+                summary: format!("{}: sign-in code requested ({})", reader.card_no, kind.code()),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CodeRequest::Issued { reader_id: reader.id, code_id, code })
+    }
+
+    /// A reader signs in with their card number and the code they received. Every try counts
+    /// against the code (in the same transaction as the check, so parallel tries all count);
+    /// a success uses the code up and starts a session. Audited as `portal.sign_in` or
+    /// `portal.sign_in_failed`.
+    pub async fn verify_portal_code(&self, card_no: &str, code: &str, origin: &str) -> Result<CodeCheck> {
+        let code = code.trim();
+        let Ok(card) = CardNo::parse(card_no) else { return Ok(CodeCheck::Expired) };
+        let reader = match self.reader_by_card(card.as_str()).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound) => return Ok(CodeCheck::Expired),
+            Err(e) => return Err(e),
+        };
+        let now = now_text();
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT id, code_hash, expires_at, attempts FROM portal_codes WHERE reader_id = $1 AND used_at IS NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(reader.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(CodeCheck::Expired);
+        };
+        let id: i64 = row.try_get("id")?;
+        if row.try_get::<String, _>("expires_at")? <= now {
+            tx.rollback().await?;
+            return Ok(CodeCheck::Expired);
+        }
+        if row.try_get::<i64, _>("attempts")? >= CODE_ATTEMPTS {
+            tx.rollback().await?;
+            return Ok(CodeCheck::Locked);
+        }
+        let counted = sqlx::query(
+            "UPDATE portal_codes SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2 AND used_at IS NULL RETURNING attempts",
+        )
+        .bind(id)
+        .bind(CODE_ATTEMPTS)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(counted) = counted else {
+            tx.rollback().await?;
+            return Ok(CodeCheck::Locked);
+        };
+        let attempts: i64 = counted.try_get("attempts")?;
+        let stored: String = row.try_get("code_hash")?;
+        let (salt, hash) = stored.split_once('$').unwrap_or(("", ""));
+        let good = code.len() == 6
+            && code.bytes().all(|b| b.is_ascii_digit())
+            && constant_time_eq(code_hash(salt, reader.id, code).as_bytes(), hash.as_bytes());
+        let actor = reader_actor(reader.id, origin);
+        let outcome = if good {
+            sqlx::query("UPDATE portal_codes SET used_at = $1 WHERE id = $2").bind(now.clone()).bind(id).execute(&mut *tx).await?;
+            let mut bytes = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            let token = hex::encode(bytes);
+            sqlx::query("DELETE FROM portal_sessions WHERE reader_id = $1 AND expires_at <= $2")
+                .bind(reader.id)
+                .bind(now.clone())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO portal_sessions (token_hash, reader_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(sha256_hex(&token))
+                .bind(reader.id)
+                .bind(now)
+                .bind(minutes_from_now(SESSION_HOURS * 60))
+                .execute(&mut *tx)
+                .await?;
+            CodeCheck::SignedIn { reader_id: reader.id, token }
+        } else if attempts >= CODE_ATTEMPTS {
+            CodeCheck::Locked
+        } else {
+            CodeCheck::Wrong { attempts_left: CODE_ATTEMPTS - attempts }
+        };
+        let (action, what) = match &outcome {
+            CodeCheck::SignedIn { .. } => ("portal.sign_in", "signed in".to_string()),
+            _ => ("portal.sign_in_failed", format!("wrong code ({attempts}/{CODE_ATTEMPTS})")),
+        };
+        audit::record(
+            &mut tx,
+            &actor,
+            Change {
+                action,
+                entity: "portal",
+                entity_id: Some(reader.id.to_string()),
+                summary: format!("{}: {what}", reader.card_no),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The reader behind a portal session token, while the session lasts.
+    pub async fn portal_session(&self, token: &str) -> Result<Option<PortalReader>> {
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT r.id, r.card_no, r.name, r.lang FROM portal_sessions s JOIN readers r ON r.id = s.reader_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(sha256_hex(&token.to_ascii_lowercase()))
+        .bind(now_text())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(PortalReader { id: r.try_get("id")?, card_no: r.try_get("card_no")?, name: r.try_get("name")?, lang: r.try_get("lang")? })
+        })
+        .transpose()
+    }
+
+    pub async fn end_portal_session(&self, token: &str) -> Result<()> {
+        sqlx::query("DELETE FROM portal_sessions WHERE token_hash = $1")
+            .bind(sha256_hex(&token.to_ascii_lowercase()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The reader's case with this number; `NotFound` when there is none or it is someone else's,
+    /// so the two cannot be told apart.
+    pub async fn reader_case(&self, reader_id: i64, number: &str) -> Result<Case> {
+        let row = sqlx::query("SELECT id FROM cases WHERE number = $1 AND reader_id = $2")
+            .bind(number.trim().to_ascii_uppercase())
+            .bind(reader_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.case(row.try_get("id")?).await
+    }
+
+    /// The reader rates their own resolved case from the signed-in portal; the case closes, as
+    /// with a rating through the tracking link (`case.rate`, event `rate` by `portal`). Rating
+    /// twice or before resolution is a `Conflict`; someone else's case is `NotFound`.
+    pub async fn rate_own_case(&self, reader_id: i64, case_id: i64, rating: &RatingDraft, origin: &str) -> Result<Case> {
+        rating.check().map_err(StoreError::Invalid)?;
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT id FROM cases WHERE id = $1 AND reader_id = $2")
+            .bind(case_id)
+            .bind(reader_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let before = self.case(case_id).await?;
+        if before.rating.is_some() {
+            return Err(StoreError::Conflict(Msg::new(
+                format!("工单 {} 已评价过，不能重复评价", before.number),
+                format!("case {} has already been rated", before.number),
+            )));
+        }
+        if before.status != CaseStatus::Resolved {
+            return Err(StoreError::Conflict(Msg::new(
+                format!("工单 {} 当前为“{}”，答复后才能评价", before.number, before.status.label().zh),
+                format!("case {} is {}; it can be rated once it is resolved", before.number, before.status.code()),
+            )));
+        }
+        let now = now_text();
+        let comment = rating.comment.as_deref().map(lector_domain::text::prose).filter(|s| !s.is_empty());
+        let updated = sqlx::query(
+            "UPDATE cases SET status = $1, rating_satisfaction = $2, rating_recommend = $3, rating_comment = $4, rated_at = $5,
+                 closed_at = $5, token_expires_at = $6, updated_at = $5, version = version + 1
+             WHERE id = $7 AND version = $8 AND rating_satisfaction IS NULL",
+        )
+        .bind(CaseStatus::Closed.code())
+        .bind(rating.satisfaction as i64)
+        .bind(rating.recommend.map(|r| r as i64))
+        .bind(comment.clone())
+        .bind(now.clone())
+        .bind(minutes_from_now(TOKEN_DAYS_AFTER_RATING * 24 * 60))
+        .bind(case_id)
+        .bind(before.version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Conflict(Msg::new(
+                format!("工单 {} 刚被他人修改，请刷新后重试", before.number),
+                format!("case {} was changed meanwhile; reload and try again", before.number),
+            )));
+        }
+        let recommend = rating.recommend.map(|r| format!(", recommend {r}/10")).unwrap_or_default();
+        let text = match &comment {
+            Some(c) => format!("{}/5{recommend}: {c}", rating.satisfaction),
+            None => format!("{}/5{recommend}", rating.satisfaction),
+        };
+        sqlx::query(
+            "INSERT INTO case_events (case_id, at, actor, action, from_status, to_status, comment) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(case_id)
+        .bind(now.clone())
+        .bind("portal")
+        .bind("rate")
+        .bind(before.status.code())
+        .bind(CaseStatus::Closed.code())
+        .bind(text)
+        .execute(&mut *tx)
+        .await?;
+        let mut after = before.clone();
+        after.status = CaseStatus::Closed;
+        after.rating = Some(Rating { satisfaction: rating.satisfaction, recommend: rating.recommend, comment, at: now.clone() });
+        after.closed_at = Some(now.clone());
+        after.updated_at = now;
+        after.version += 1;
+        audit::record(
+            &mut tx,
+            &reader_actor(reader_id, origin),
+            Change {
+                action: "case.rate",
+                entity: "case",
+                entity_id: Some(case_id.to_string()),
+                summary: format!("{}: rated {}/5", after.number, rating.satisfaction),
+                before: serde_json::to_value(&before).ok(),
+                after: serde_json::to_value(&after).ok(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// The messages queued or sent to the reader, newest first, at most `limit`.
+    pub async fn portal_messages(&self, reader_id: i64, limit: i64) -> Result<Vec<PortalMessage>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.trigger_code, o.status, o.sent_at, o.created_at, c.name AS campaign, ch.kind AS channel_kind
+             FROM outbox o JOIN channels ch ON ch.id = o.channel_id LEFT JOIN campaigns c ON c.id = o.campaign_id
+             WHERE o.reader_id = $1 ORDER BY o.id DESC LIMIT $2",
+        )
+        .bind(reader_id)
+        .bind(limit.clamp(1, 500))
+        .fetch_all(&self.pool)
+        .await?;
+        let known = |what: &str, raw: &str| StoreError::Other(format!("stored {what} '{raw}' is unknown"));
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("channel_kind")?;
+                let status: String = r.try_get("status")?;
+                let trigger: Option<String> = r.try_get("trigger_code")?;
+                let sent: Option<String> = r.try_get("sent_at")?;
+                Ok(PortalMessage {
+                    id: r.try_get("id")?,
+                    campaign: r.try_get("campaign")?,
+                    trigger: trigger.and_then(|t| Trigger::ALL.iter().copied().find(|x| x.code() == t)),
+                    channel: ChannelKind::ALL.iter().copied().find(|k| k.code() == kind).ok_or_else(|| known("channel kind", &kind))?,
+                    status: OutboxStatus::ALL
+                        .iter()
+                        .copied()
+                        .find(|s| s.code() == status)
+                        .ok_or_else(|| known("outbox status", &status))?,
+                    at: match sent {
+                        Some(s) => s,
+                        None => r.try_get("created_at")?,
+                    },
+                })
+            })
+            .collect()
+    }
+}
