@@ -159,7 +159,10 @@ impl ChannelSettings {
             if u.starts_with("http://") || u.starts_with("https://") {
                 Ok(())
             } else {
-                Err(Msg::new(format!("“{u}”不是有效的网址，应以 http:// 或 https:// 开头"), format!("'{u}' is not a URL; start it with http:// or https://")))
+                Err(Msg::new(
+                    format!("“{u}”不是有效的网址，应以 http:// 或 https:// 开头"),
+                    format!("'{u}' is not a URL; start it with http:// or https://"),
+                ))
             }
         };
         match self {
@@ -178,9 +181,10 @@ impl ChannelSettings {
                 }
                 url_ok(url)
             }
-            ChannelSettings::Wecom { url } | ChannelSettings::Dingtalk { url } | ChannelSettings::Webhook { url } | ChannelSettings::Qq { url } => {
-                url_ok(url)
-            }
+            ChannelSettings::Wecom { url }
+            | ChannelSettings::Dingtalk { url }
+            | ChannelSettings::Webhook { url }
+            | ChannelSettings::Qq { url } => url_ok(url),
         }
     }
 }

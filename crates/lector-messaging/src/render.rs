@@ -45,8 +45,10 @@ pub struct TemplateError {
     pub part: &'static str,
     /// 1-based line inside that part (0 when the error is about the whole part, e.g. its size).
     pub line: usize,
-    /// What is wrong, Chinese first with English in brackets.
+    /// What is wrong, "中文 (English)" (for logs and the outbox's failure reason).
     pub detail: String,
+    /// What is wrong, in each language (for forms).
+    pub why: Msg,
 }
 
 impl TemplateError {
@@ -57,14 +59,16 @@ impl TemplateError {
             "body_html" => ("HTML 正文", "HTML body"),
             _ => ("正文", "text body"),
         };
+        let Msg { zh, en } = &self.why;
         if self.line == 0 {
-            Msg::new(format!("{zh_part}：{}", self.detail), format!("{en_part}: {}", self.detail))
+            Msg::new(format!("{zh_part}：{zh}"), format!("{en_part}: {en}"))
         } else {
-            Msg::new(
-                format!("{zh_part}第 {} 行：{}", self.line, self.detail),
-                format!("{en_part}, line {}: {}", self.line, self.detail),
-            )
+            Msg::new(format!("{zh_part}第 {} 行：{zh}", self.line), format!("{en_part}, line {}: {en}", self.line))
         }
+    }
+
+    fn new(part: &'static str, line: usize, why: Msg) -> TemplateError {
+        TemplateError { part, line, detail: why.to_string(), why }
     }
 }
 
@@ -122,19 +126,25 @@ pub fn sample_vars() -> serde_json::Value {
 
 fn render_part(part: &'static str, source: &str, ctx: &minijinja::Value) -> Result<String, TemplateError> {
     if source.len() > MAX_SOURCE_BYTES {
-        return Err(TemplateError {
+        return Err(TemplateError::new(
             part,
-            line: 0,
-            detail: format!("模板过长（{} 字节，上限 {MAX_SOURCE_BYTES}）(template too long: {} bytes, limit {MAX_SOURCE_BYTES})", source.len(), source.len()),
-        });
+            0,
+            Msg::new(
+                format!("模板过长（{} 字节，上限 {MAX_SOURCE_BYTES}）", source.len()),
+                format!("template too long: {} bytes, limit {MAX_SOURCE_BYTES}", source.len()),
+            ),
+        ));
     }
     let out = ENV.render_named_str(part, source, ctx.clone()).map_err(|e| to_error(part, source, &e))?;
     if out.len() > MAX_OUTPUT_BYTES {
-        return Err(TemplateError {
+        return Err(TemplateError::new(
             part,
-            line: 0,
-            detail: format!("生成的内容过长（上限 {MAX_OUTPUT_BYTES} 字节）(rendered text too long: limit {MAX_OUTPUT_BYTES} bytes)"),
-        });
+            0,
+            Msg::new(
+                format!("生成的内容过长（上限 {MAX_OUTPUT_BYTES} 字节）"),
+                format!("rendered text too long: limit {MAX_OUTPUT_BYTES} bytes"),
+            ),
+        ));
     }
     Ok(out)
 }
@@ -146,27 +156,38 @@ fn single_line(s: &str) -> String {
 
 fn to_error(part: &'static str, source: &str, e: &minijinja::Error) -> TemplateError {
     let line = e.line().unwrap_or(0);
-    let snippet = e.range().and_then(|r| source.get(r)).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty() && s.len() <= 80);
     let raw = e.detail().unwrap_or_default();
-    let detail = match e.kind() {
-        ErrorKind::UndefinedError => match snippet {
-            Some(s) => format!("变量“{s}”未定义 (undefined variable '{s}')"),
-            None => "使用了未定义的变量 (an undefined variable is used)".to_owned(),
+    let why = match e.kind() {
+        ErrorKind::UndefinedError => match e.range().and_then(|r| expression_at(source, r)) {
+            Some(s) => Msg::new(format!("变量“{s}”未定义"), format!("undefined variable '{s}'")),
+            None => Msg::new("使用了未定义的变量", "an undefined variable is used"),
         },
-        ErrorKind::SyntaxError => format!("模板语法错误：{raw} (syntax error: {raw})"),
-        ErrorKind::UnknownFilter => format!("未知的过滤器：{raw} (unknown filter: {raw})"),
-        ErrorKind::UnknownFunction => format!("未知的函数：{raw} (unknown function: {raw})"),
-        ErrorKind::UnknownTest => format!("未知的测试：{raw} (unknown test: {raw})"),
-        ErrorKind::UnknownMethod => format!("未知的方法：{raw} (unknown method: {raw})"),
-        ErrorKind::OutOfFuel => "模板运算量超出上限，请检查循环 (the template does too much work; check its loops)".to_owned(),
-        ErrorKind::InvalidOperation if raw.contains("recursion") => {
-            "模板嵌套过深 (the template nests too deeply)".to_owned()
-        }
+        ErrorKind::SyntaxError => Msg::new(format!("模板语法错误：{raw}"), format!("syntax error: {raw}")),
+        ErrorKind::UnknownFilter => Msg::new(format!("未知的过滤器：{raw}"), format!("unknown filter: {raw}")),
+        ErrorKind::UnknownFunction => Msg::new(format!("未知的函数：{raw}"), format!("unknown function: {raw}")),
+        ErrorKind::UnknownTest => Msg::new(format!("未知的测试：{raw}"), format!("unknown test: {raw}")),
+        ErrorKind::UnknownMethod => Msg::new(format!("未知的方法：{raw}"), format!("unknown method: {raw}")),
+        ErrorKind::OutOfFuel => Msg::new("模板运算量超出上限，请检查循环", "the template does too much work; check its loops"),
+        ErrorKind::InvalidOperation if raw.contains("recursion") => Msg::new("模板嵌套过深", "the template nests too deeply"),
         kind => {
             let what = if raw.is_empty() { kind.to_string() } else { format!("{kind}: {raw}") };
-            format!("模板无法生成：{what} (the template cannot be rendered: {what})")
+            Msg::new(format!("模板无法生成：{what}"), format!("the template cannot be rendered: {what}"))
         }
     };
-    TemplateError { part, line, detail }
+    TemplateError::new(part, line, why)
 }
 
+/// The dotted expression an error span points into: the span may cover only `.attr`, so it is
+/// widened back over the names and dots before it (`reader.x.y`, not `.x.y`).
+fn expression_at(source: &str, range: std::ops::Range<usize>) -> Option<String> {
+    let end = range.end.min(source.len());
+    let head = source.get(..range.start.min(end))?;
+    let start = head
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '.'))
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let expr = source.get(start..end)?.trim();
+    (!expr.is_empty() && expr.len() <= 80).then(|| expr.to_owned())
+}

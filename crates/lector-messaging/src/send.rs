@@ -8,6 +8,7 @@
 
 mod email;
 mod http;
+mod tls;
 
 use lector_domain::messaging::ChannelSettings;
 use lector_domain::Msg;

@@ -88,7 +88,8 @@ async fn chinese_multipart_message_with_list_headers() {
 async fn plain_text_without_unsubscribe_link() {
     let sink = Sink::start(SinkOptions::default()).await;
     let sender = Sender::new(&settings(&sink, SmtpSecurity::Plain, None, false), None).unwrap();
-    let out = Outgoing { html: None, unsubscribe_url: None, preferences_url: None, display_name: String::new(), ..outgoing("a@example.com") };
+    let out =
+        Outgoing { html: None, unsubscribe_url: None, preferences_url: None, display_name: String::new(), ..outgoing("a@example.com") };
     sender.send(&out).await.unwrap();
     let got = only_message(&sink);
     let msg = MessageParser::default().parse(&got.data).unwrap();
@@ -133,8 +134,7 @@ async fn authentication_required_and_given() {
 
 #[tokio::test]
 async fn starttls_with_a_self_signed_certificate() {
-    let options =
-        SinkOptions { tls: TlsMode::Starttls, credentials: Some(("lib".into(), "pw-123456".into())), ..SinkOptions::default() };
+    let options = SinkOptions { tls: TlsMode::Starttls, credentials: Some(("lib".into(), "pw-123456".into())), ..SinkOptions::default() };
     let sink = Sink::start(options).await;
     let sender = Sender::new(&settings(&sink, SmtpSecurity::Starttls, Some("lib"), true), Some("pw-123456")).unwrap();
     sender.send(&outgoing("a@example.com")).await.unwrap();

@@ -99,7 +99,8 @@ fn hmac_sha256(key: &str, data: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn sms_gateway_gets_its_fields_and_token() {
     let ep = Endpoint::start().await;
-    let settings = ChannelSettings::Sms { url: format!("{}/sms/send", ep.base), mobile_field: "phone".into(), text_field: "content".into() };
+    let settings =
+        ChannelSettings::Sms { url: format!("{}/sms/send", ep.base), mobile_field: "phone".into(), text_field: "content".into() };
     let sender = Sender::new(&settings, Some("gw-token-123")).unwrap();
     sender.send(&outgoing()).await.unwrap();
     let hit = ep.last();

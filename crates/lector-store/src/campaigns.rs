@@ -151,6 +151,7 @@ pub struct Recipient {
     pub card_no: Option<String>,
     pub name: Option<String>,
     pub channel: String,
+    pub channel_kind: ChannelKind,
     pub address: String,
     pub status: OutboxStatus,
     pub attempts: i64,
@@ -1035,7 +1036,7 @@ impl Store {
             filter.with_text(&format!("SELECT COUNT(*) AS n FROM outbox o{}", filter.text)).query().fetch_one(&mut *conn).await?.try_get("n")?;
         let rows = filter
             .with_text(&format!(
-                "SELECT o.id, o.reader_id, r.card_no, r.name, ch.code AS channel, o.address, o.status, o.attempts, o.sent_at, o.last_error
+                "SELECT o.id, o.reader_id, r.card_no, r.name, ch.code AS channel, ch.kind AS channel_kind, o.address, o.status, o.attempts, o.sent_at, o.last_error
                  FROM outbox o JOIN channels ch ON ch.id = o.channel_id LEFT JOIN readers r ON r.id = o.reader_id{}
                  ORDER BY o.id LIMIT {per_page} OFFSET {}",
                 filter.text,
@@ -1053,6 +1054,7 @@ impl Store {
                     card_no: r.try_get("card_no")?,
                     name: r.try_get("name")?,
                     channel: r.try_get("channel")?,
+                    channel_kind: stored(r, "channel_kind", ChannelKind::parse)?,
                     address: r.try_get("address")?,
                     status: stored(r, "status", OutboxStatus::parse)?,
                     attempts: r.try_get("attempts")?,
@@ -1092,6 +1094,70 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Records how a campaign that just started went, without sending anything: its queued
+    /// messages are marked sent (at `at`, plus a minute per thousand), those to the readers in
+    /// `failed` failed with their reason, and the campaign completes as of `at`. For history
+    /// carried over from another system and for demo data; audited as `campaign.history`.
+    pub async fn record_campaign_history(
+        &self,
+        actor: &Actor,
+        id: i64,
+        at: chrono::DateTime<chrono::Utc>,
+        failed: &[(i64, String)],
+    ) -> Result<Campaign> {
+        let mut tx = self.begin().await?;
+        let before = load_campaign(&mut tx, id).await?;
+        if before.status != CampaignStatus::Sending || before.progress.pending != before.progress.total() {
+            return Err(StoreError::Conflict(Msg::new(
+                format!("只能为刚开始、尚未发送任何消息的群发任务记录历史；“{}”当前为“{}”", before.name, before.status.label().zh),
+                format!("history can only be recorded for a campaign that just started and sent nothing; '{}' is {}", before.name, before.status.code()),
+            )));
+        }
+        let started = utc_text(at);
+        let finished = utc_text(at + chrono::Duration::minutes(1 + before.progress.pending / 1000));
+        sqlx::query("UPDATE outbox SET status = $1, attempts = 1, sent_at = $2, created_at = $3, next_attempt_at = $3 WHERE campaign_id = $4")
+            .bind(OutboxStatus::Sent.code().to_string())
+            .bind(finished.clone())
+            .bind(started.clone())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for (reader, reason) in failed {
+            sqlx::query("UPDATE outbox SET status = $1, sent_at = NULL, last_error = $2 WHERE campaign_id = $3 AND reader_id = $4")
+                .bind(OutboxStatus::Failed.code().to_string())
+                .bind(reason.clone())
+                .bind(id)
+                .bind(*reader)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE campaigns SET status = $1, started_at = $2, finished_at = $3, updated_at = $3, version = version + 1 WHERE id = $4",
+        )
+        .bind(CampaignStatus::Completed.code().to_string())
+        .bind(started)
+        .bind(finished)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let after = load_campaign(&mut tx, id).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                action: "campaign.history",
+                entity: "campaign",
+                entity_id: Some(id.to_string()),
+                summary: format!("{}: recorded as sent ({} sent, {} failed)", after.name, after.progress.sent, after.progress.failed),
+                before: audited(&before),
+                after: audited(&after),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
     }
 
     /// A staff member's own email address (for "send a test to yourself"), if set.

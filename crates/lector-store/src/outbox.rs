@@ -151,8 +151,21 @@ pub struct MessageReader {
     pub affiliation: Option<String>,
     pub status: String,
     pub expires_on: Option<String>,
+    /// The reader's first email and mobile (primary first), for templates that show them.
+    pub email: Option<String>,
+    pub mobile: Option<String>,
     /// The language the reader is written to in (`zh` when unset).
     pub lang: String,
+}
+
+/// What a message's template and pacing need about its campaign.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MessageCampaign {
+    pub id: i64,
+    pub name: String,
+    /// Local `HH:MM` start and end of the campaign's quiet hours, if it has them.
+    pub quiet_start: Option<String>,
+    pub quiet_end: Option<String>,
 }
 
 const PUBLIC_URL_KEY: &str = "messaging.public_url";
@@ -460,7 +473,11 @@ impl Store {
             return Ok(HashMap::new());
         }
         let mut sql = Sql::new(
-            "SELECT r.id, r.card_no, r.name, r.affiliation, r.status, r.expires_on, r.lang, c.name_zh, c.name_en
+            "SELECT r.id, r.card_no, r.name, r.affiliation, r.status, r.expires_on, r.lang, c.name_zh, c.name_en,
+                    (SELECT k.value FROM reader_contacts k WHERE k.reader_id = r.id AND k.kind = 'email'
+                     ORDER BY k.is_primary DESC, k.position LIMIT 1) AS email,
+                    (SELECT k.value FROM reader_contacts k WHERE k.reader_id = r.id AND k.kind = 'mobile'
+                     ORDER BY k.is_primary DESC, k.position LIMIT 1) AS mobile
              FROM readers r JOIN categories c ON c.id = r.category_id WHERE r.id IN (",
         );
         sql.bind_list(ids.iter().map(|id| Param::from(*id))).push(")");
@@ -477,6 +494,8 @@ impl Store {
                 affiliation: r.try_get("affiliation")?,
                 status: r.try_get("status")?,
                 expires_on: r.try_get("expires_on")?,
+                email: r.try_get("email")?,
+                mobile: r.try_get("mobile")?,
                 lang: if lang.as_deref() == Some("en") { "en".into() } else { "zh".into() },
             };
             out.insert(reader.id, reader);
@@ -484,15 +503,25 @@ impl Store {
         Ok(out)
     }
 
-    /// The quiet hours (local `HH:MM` start and end) of those of `campaign_ids` that have them.
-    pub async fn campaign_quiet_hours(&self, campaign_ids: &[i64]) -> Result<HashMap<i64, (String, String)>> {
-        if campaign_ids.is_empty() {
+    /// The campaigns of a batch of messages, by id, in one query.
+    pub async fn message_campaigns(&self, ids: &[i64]) -> Result<HashMap<i64, MessageCampaign>> {
+        if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut sql = Sql::new("SELECT id, quiet_start, quiet_end FROM campaigns WHERE quiet_start IS NOT NULL AND quiet_end IS NOT NULL AND id IN (");
-        sql.bind_list(campaign_ids.iter().map(|id| Param::from(*id))).push(")");
+        let mut sql = Sql::new("SELECT id, name, quiet_start, quiet_end FROM campaigns WHERE id IN (");
+        sql.bind_list(ids.iter().map(|id| Param::from(*id))).push(")");
         let rows = sql.query().fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, (r.try_get("quiet_start")?, r.try_get("quiet_end")?)))).collect()
+        rows.iter()
+            .map(|r| {
+                let c = MessageCampaign {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    quiet_start: r.try_get("quiet_start")?,
+                    quiet_end: r.try_get("quiet_end")?,
+                };
+                Ok((c.id, c))
+            })
+            .collect()
     }
 
     /// Lector's public address (`https://lector.example.edu.cn`), for links in messages.

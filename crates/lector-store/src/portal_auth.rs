@@ -1,6 +1,6 @@
 //! Reader sign-in on the portal (读者登录): a one-time code sent to the email or mobile the library
-//! has on file, then a session; and what a signed-in reader reads and does there (their cases,
-//! the messages the library sent them, rating their own case).
+//! has on file, then a session; and what a signed-in reader reads and does there (their own
+//! cases, rating them).
 //!
 //! Codes are six digits, stored salted and hashed, valid [`CODE_MINUTES`], good for
 //! [`CODE_ATTEMPTS`] tries; a new code replaces the reader's earlier one, and a reader gets at
@@ -13,7 +13,7 @@ use crate::cases::{Case, Rating};
 use crate::{now_text, Actor, Result, Store, StoreError};
 use lector_domain::case::{CaseStatus, RatingDraft};
 use lector_domain::contact::{lookup_key, ContactKind, Email, Mobile};
-use lector_domain::messaging::{ChannelKind, OutboxStatus, Trigger};
+use lector_domain::messaging::Trigger;
 use lector_domain::reader::CardNo;
 use lector_domain::Msg;
 use rand::{Rng, RngCore};
@@ -67,21 +67,6 @@ pub enum CodeCheck {
     Expired,
 }
 
-/// A message the library sent (or will send) to the reader, as the portal lists it. The text
-/// itself is rendered at sending time and not kept.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PortalMessage {
-    pub id: i64,
-    /// The campaign's name, for campaign messages.
-    pub campaign: Option<String>,
-    /// The trigger, for triggered messages (welcome, case updates, sign-in codes …).
-    pub trigger: Option<Trigger>,
-    pub channel: ChannelKind,
-    pub status: OutboxStatus,
-    /// When it was sent, or queued when not yet sent.
-    pub at: String,
-}
-
 fn minutes_from_now(m: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::minutes(m)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -123,24 +108,12 @@ impl Store {
     /// an enabled channel. Answered the same for every reader, so saying "unavailable" tells
     /// nothing about who is a reader.
     pub async fn portal_sign_in_available(&self) -> Result<bool> {
-        let row = sqlx::query("SELECT channels, enabled, template_id FROM trigger_settings WHERE trigger_code = $1")
-            .bind(Trigger::PortalCode.code())
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(false) };
-        if row.try_get::<i64, _>("enabled")? == 0 || row.try_get::<Option<i64>, _>("template_id")?.is_none() {
+        let setting = self.trigger_setting(Trigger::PortalCode).await?;
+        if !setting.enabled || setting.template_id.is_none() {
             return Ok(false);
         }
-        let codes: Vec<String> =
-            row.try_get::<String, _>("channels")?.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect();
-        for code in codes {
-            let enabled =
-                sqlx::query("SELECT id FROM channels WHERE code = $1 AND enabled = 1").bind(code).fetch_optional(&self.pool).await?;
-            if enabled.is_some() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let mut conn = self.pool.acquire().await?;
+        Ok(crate::campaigns::channels_by_code(&mut conn, &setting.channels).await?.into_iter().flatten().any(|c| c.enabled))
     }
 
     /// A reader asks for a sign-in code with their card number and an email or mobile the
@@ -439,42 +412,5 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(after)
-    }
-
-    /// The messages queued or sent to the reader, newest first, at most `limit`.
-    pub async fn portal_messages(&self, reader_id: i64, limit: i64) -> Result<Vec<PortalMessage>> {
-        let rows = sqlx::query(
-            "SELECT o.id, o.trigger_code, o.status, o.sent_at, o.created_at, c.name AS campaign, ch.kind AS channel_kind
-             FROM outbox o JOIN channels ch ON ch.id = o.channel_id LEFT JOIN campaigns c ON c.id = o.campaign_id
-             WHERE o.reader_id = $1 ORDER BY o.id DESC LIMIT $2",
-        )
-        .bind(reader_id)
-        .bind(limit.clamp(1, 500))
-        .fetch_all(&self.pool)
-        .await?;
-        let known = |what: &str, raw: &str| StoreError::Other(format!("stored {what} '{raw}' is unknown"));
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("channel_kind")?;
-                let status: String = r.try_get("status")?;
-                let trigger: Option<String> = r.try_get("trigger_code")?;
-                let sent: Option<String> = r.try_get("sent_at")?;
-                Ok(PortalMessage {
-                    id: r.try_get("id")?,
-                    campaign: r.try_get("campaign")?,
-                    trigger: trigger.and_then(|t| Trigger::ALL.iter().copied().find(|x| x.code() == t)),
-                    channel: ChannelKind::ALL.iter().copied().find(|k| k.code() == kind).ok_or_else(|| known("channel kind", &kind))?,
-                    status: OutboxStatus::ALL
-                        .iter()
-                        .copied()
-                        .find(|s| s.code() == status)
-                        .ok_or_else(|| known("outbox status", &status))?,
-                    at: match sent {
-                        Some(s) => s,
-                        None => r.try_get("created_at")?,
-                    },
-                })
-            })
-            .collect()
     }
 }

@@ -417,6 +417,9 @@ impl Store {
             "case": {
                 "number": case.number,
                 "subject": case.subject,
+                // The name templates are checked against (`render::sample_vars`).
+                "title": case.subject,
+                "kind": case.kind.label().in_lang(&lang),
                 "status": case.status.label().in_lang(&lang),
                 "status_code": case.status.code(),
             },

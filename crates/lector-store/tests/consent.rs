@@ -5,12 +5,14 @@ mod common;
 
 use common::{actor, draft, raw_count, raw_pool, today};
 use lector_store::audit::AuditQuery;
+use lector_store::auth::NewUser;
 use lector_store::cases::{Case, CaseSource};
 use lector_store::config::NamedInput;
 use lector_store::consent::{ConsentChange, TOKEN_SECRET_KEY};
 use lector_store::domain::case::{CaseAction, CaseInput, CaseKind, CaseStatus, Priority, RatingDraft, TriageOutcome};
-use lector_store::domain::messaging::{ChannelKind, ConsentSource, OutboxStatus, Purpose, Trigger};
+use lector_store::domain::messaging::{ChannelKind, ConsentSource, Purpose, Trigger};
 use lector_store::domain::reader::{ContactDraft, ReaderDraft};
+use lector_store::domain::role::Role;
 use lector_store::portal_auth::{CodeCheck, CodeRequest, CODES_PER_HOUR, CODE_ATTEMPTS};
 use lector_store::readers::ReaderRecord;
 use lector_store::{Actor, Store, StoreError};
@@ -41,7 +43,11 @@ scenarios!(
     an_expired_or_replaced_code_is_refused,
     codes_per_reader_are_limited,
     readers_see_and_rate_only_their_own_cases,
-    messages_sent_to_the_reader_are_listed,
+);
+
+scenarios!(
+    availability:
+    sign_in_is_available_only_with_an_enabled_channel,
 );
 
 async fn reader_with(store: &Store, card: &str, name: &str, contacts: &[(&str, &str)]) -> ReaderRecord {
@@ -460,11 +466,17 @@ mod portal {
             assert!(matches!(store.verify_portal_code("R2025001", &first, "10.0.0.1").await.unwrap(), CodeCheck::Wrong { .. }));
         }
         assert!(matches!(store.verify_portal_code("R2025001", &second, "10.0.0.1").await.unwrap(), CodeCheck::SignedIn { .. }));
-        assert_eq!(
-            raw_count("SELECT COUNT(*) FROM portal_codes WHERE reader_id = $1 AND used_at IS NULL AND expires_at > '2001'", r.id).await,
-            0,
-            "no code is left active"
-        );
+        let pool = raw_pool().await;
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let active: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM portal_codes WHERE reader_id = $1 AND used_at IS NULL AND expires_at > $2")
+                .bind(r.id)
+                .bind(now)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        assert_eq!(active, 0, "no code is left active");
         // No code at all, or an unknown card: expired.
         assert_eq!(store.verify_portal_code("R2025001", &second, "10.0.0.1").await.unwrap(), CodeCheck::Expired);
         assert_eq!(store.verify_portal_code("NOBODY", "123456", "10.0.0.1").await.unwrap(), CodeCheck::Expired);
@@ -491,8 +503,24 @@ mod portal {
             contact_name: Some("读者".into()),
             contact: Some("13800138000".into()),
         };
-        let (c, _) = store.create_case(&actor(), &input, CaseSource::Staff, None).await.unwrap();
-        let mut c = c;
+        let (mut c, _) = store.create_case(&actor(), &input, CaseSource::Staff, None).await.unwrap();
+        let admin = match store.user_by_name("admin").await {
+            Ok(u) => u,
+            Err(_) => store
+                .create_user(
+                    &actor(),
+                    NewUser {
+                        username: "admin".into(),
+                        display_name: String::new(),
+                        role: Role::Admin,
+                        department: None,
+                        password: "admin-password-1".into(),
+                    },
+                )
+                .await
+                .unwrap(),
+        };
+        let staff = Actor::user(admin.id, "admin", "10.0.0.1");
         let steps = [
             CaseAction::Triage {
                 outcome: TriageOutcome::Accepted,
@@ -506,12 +534,12 @@ mod portal {
             CaseAction::Propose { solution: "答复开放时间".into() },
         ];
         for a in steps {
-            c = store.act_on_case(&actor(), c.id, &a, c.version).await.unwrap_or_else(|e| panic!("{}: {e}", a.code()));
+            c = store.act_on_case(&staff, c.id, &a, c.version).await.unwrap_or_else(|e| panic!("{}: {e}", a.code()));
         }
         if c.status == CaseStatus::AwaitingApproval {
-            c = store.act_on_case(&actor(), c.id, &CaseAction::Approve { comment: None }, c.version).await.unwrap();
+            c = store.act_on_case(&staff, c.id, &CaseAction::Approve { comment: None }, c.version).await.unwrap();
         }
-        store.act_on_case(&actor(), c.id, &CaseAction::Resolve { reply: "每天 8:00–22:00".into() }, c.version).await.unwrap()
+        store.act_on_case(&staff, c.id, &CaseAction::Resolve { reply: "每天 8:00–22:00".into() }, c.version).await.unwrap()
     }
 
     pub async fn readers_see_and_rate_only_their_own_cases(store: Store) {
@@ -550,76 +578,59 @@ mod portal {
         assert!(matches!(store.rate_own_case(me.id, mine.id, &rating, "10.0.0.1").await, Err(StoreError::Conflict(_))), "rating twice");
         let _ = other;
     }
+}
 
-    pub async fn messages_sent_to_the_reader_are_listed(store: Store) {
-        let r = reader(&store).await;
-        let other = reader_with(&store, "R2025002", "李四", &[]).await;
-        assert!(store.portal_messages(r.id, 20).await.unwrap().is_empty());
-        let pool = raw_pool().await;
-        let now = "2025-03-01T08:00:00.000Z";
-        let channel: i64 = sqlx::query_scalar(
-            "INSERT INTO channels (code, kind, name, settings_json, rate_per_second, enabled, created_at, updated_at)
-             VALUES ('mail', 'email', '邮件', '{}', 10, 1, $1, $1) RETURNING id",
-        )
-        .bind(now)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        let template: i64 = sqlx::query_scalar(
-            "INSERT INTO message_templates (code, name, purpose, created_at, updated_at) VALUES ('t', '模板', 'news', $1, $1) RETURNING id",
-        )
-        .bind(now)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        let segment: i64 = sqlx::query_scalar(
-            "INSERT INTO segments (name, description, filter_json, created_at, updated_at) VALUES ('全部', '', '{}', $1, $1) RETURNING id",
-        )
-        .bind(now)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        let campaign: i64 = sqlx::query_scalar(
-            "INSERT INTO campaigns (name, segment_id, template_id, purpose, channels, status, created_at, updated_at)
-             VALUES ('读书节邀请', $1, $2, 'news', 'mail', 'sending', $3, $3) RETURNING id",
-        )
-        .bind(segment)
-        .bind(template)
-        .bind(now)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        let insert = "INSERT INTO outbox (dedupe_key, campaign_id, trigger_code, reader_id, channel_id, address, template_id, purpose, lang, status, next_attempt_at, sent_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'zhang.xm@pku.edu.cn', $6, 'news', 'zh', $7, $8, $9, $8)";
-        for (key, camp, trigger, reader, status, sent) in [
-            ("a", Some(campaign), None, r.id, "sent", Some("2025-03-01T09:00:00.000Z")),
-            ("b", None, Some("portal_code"), r.id, "pending", None),
-            ("c", Some(campaign), None, other.id, "sent", Some("2025-03-01T09:00:00.000Z")),
-        ] {
-            sqlx::query(insert)
-                .bind(key)
-                .bind(camp)
-                .bind(trigger)
-                .bind(reader)
-                .bind(channel)
-                .bind(template)
-                .bind(status)
-                .bind(now)
-                .bind(sent)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        pool.close().await;
-        let got = store.portal_messages(r.id, 20).await.unwrap();
-        assert_eq!(got.len(), 2, "only the reader's own messages");
-        assert_eq!((got[0].trigger, got[0].campaign.as_deref(), got[0].status), (Some(Trigger::PortalCode), None, OutboxStatus::Pending));
-        assert_eq!(got[0].at, now, "not sent yet: the time it was queued");
-        assert_eq!(
-            (got[1].campaign.as_deref(), got[1].channel, got[1].status),
-            (Some("读书节邀请"), ChannelKind::Email, OutboxStatus::Sent)
-        );
-        assert_eq!(got[1].at, "2025-03-01T09:00:00.000Z");
-        assert_eq!(store.portal_messages(r.id, 1).await.unwrap().len(), 1);
+mod availability {
+    use super::*;
+    use lector_store::channels::ChannelInput;
+    use lector_store::domain::messaging::ChannelSettings;
+    use lector_store::templates::{TemplateInput, TemplateVariant};
+    use lector_store::triggers::TriggerSettingInput;
+
+    pub async fn sign_in_is_available_only_with_an_enabled_channel(store: Store) {
+        assert!(!store.portal_sign_in_available().await.unwrap(), "nothing set up");
+        let sms = store
+            .create_channel(
+                &actor(),
+                &ChannelInput {
+                    code: "sms".into(),
+                    name: "短信".into(),
+                    settings: ChannelSettings::Sms {
+                        url: "http://127.0.0.1:9/sms".into(),
+                        mobile_field: "mobile".into(),
+                        text_field: "text".into(),
+                    },
+                    secret: None,
+                    rate_per_second: 10,
+                    enabled: true,
+                },
+            )
+            .await
+            .unwrap();
+        let template = store
+            .create_template(
+                &actor(),
+                &TemplateInput {
+                    code: "portal_code".into(),
+                    name: "登录验证码".into(),
+                    purpose: Purpose::Service,
+                    variants: vec![TemplateVariant {
+                        channel_kind: ChannelKind::Sms,
+                        lang: "zh".into(),
+                        subject: String::new(),
+                        body_text: "您的验证码是 {{ code }}".into(),
+                        body_html: None,
+                    }],
+                },
+            )
+            .await
+            .unwrap();
+        let off = TriggerSettingInput { template_id: Some(template.id), channels: vec!["sms".into()], enabled: false };
+        store.set_trigger_setting(&actor(), Trigger::PortalCode, &off).await.unwrap();
+        assert!(!store.portal_sign_in_available().await.unwrap(), "the trigger is off");
+        store.set_trigger_setting(&actor(), Trigger::PortalCode, &TriggerSettingInput { enabled: true, ..off }).await.unwrap();
+        assert!(store.portal_sign_in_available().await.unwrap());
+        store.set_channel_enabled(&actor(), sms.id, false).await.unwrap();
+        assert!(!store.portal_sign_in_available().await.unwrap(), "its only channel is disabled");
     }
 }

@@ -443,7 +443,7 @@ mod scenario {
             ],
         };
         let updated = store.update_template(&actor(), t, Some(tpl.version), &input).await.unwrap();
-        assert_eq!((updated.purpose, updated.version, updated.name.as_str()), (Purpose::News, tpl.version + 1, "通知（新）"));
+        assert_eq!((updated.purpose, updated.version, updated.name.as_str()), (Purpose::News, tpl.version + 1, "通知(新)"));
         let keys: Vec<(ChannelKind, &str)> = updated.variants.iter().map(|v| (v.channel_kind, v.lang.as_str())).collect();
         assert_eq!(keys, vec![(ChannelKind::Email, "zh"), (ChannelKind::Email, "en"), (ChannelKind::Sms, "zh")]);
         assert_eq!(updated.variants[2].body_html, None, "HTML is for email only");

@@ -457,7 +457,7 @@ mod scenario {
         let entries =
             store.audit_log(&AuditQuery { action: Some("segment".into()), page: 1, per_page: 50, ..Default::default() }).await.unwrap();
         let update = entries.items.iter().find(|e| e.action == "segment.update").expect("update audited");
-        assert_eq!(update.changed_fields(), vec!["filter", "name"]);
+        assert_eq!(update.changed_fields(), vec!["description", "filter", "name"]);
         // The list shows live counts.
         let listed = store.segments().await.unwrap();
         assert_eq!(listed.len(), 1);

@@ -53,18 +53,34 @@ pub fn router(state: AppState) -> Router {
 /// Serves Lector on `listener` until Ctrl-C or SIGTERM. `secure_cookies` marks cookies
 /// `Secure` (when users reach Lector over HTTPS); uploads are kept under `data_dir`.
 /// Due-task reminders, case escalation and the closing of unrated cases run in the background (see
-/// [`remind_due_tasks`]), as does the import worker (queued jobs and scheduled re-syncs); both
-/// stop with the server.
-pub async fn serve(store: Store, listener: tokio::net::TcpListener, secure_cookies: bool, data_dir: PathBuf) -> std::io::Result<()> {
+/// [`remind_due_tasks`]), as do the import worker (queued jobs and scheduled re-syncs) and the
+/// messaging worker (campaigns, triggered messages, the outbox; paced by `messaging`). All stop
+/// with the server; the messaging worker first lets the messages in flight be recorded.
+pub async fn serve(
+    store: Store,
+    listener: tokio::net::TcpListener,
+    secure_cookies: bool,
+    data_dir: PathBuf,
+    messaging: lector_messaging::worker::WorkerOptions,
+) -> std::io::Result<()> {
     let reminders = tokio::spawn(remind_due_tasks(store.clone(), REMINDER_INTERVAL));
     let imports = tokio::spawn(lector_import::runner::worker(store.clone(), IMPORT_POLL_INTERVAL));
+    let (stop_messaging, stopped) = tokio::sync::watch::channel(false);
+    let mut outbox = tokio::spawn(lector_messaging::worker::run_until(store.clone(), messaging, stopped));
     let app = router(AppState { store, secure_cookies, data_dir });
     let served =
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await;
     reminders.abort();
     imports.abort();
+    let _ = stop_messaging.send(true);
+    if tokio::time::timeout(MESSAGING_STOP_GRACE, &mut outbox).await.is_err() {
+        outbox.abort();
+    }
     served
 }
+
+/// How long the messaging worker may take, once the server stops, to record the sends in flight.
+pub const MESSAGING_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// How often the import worker looks for queued jobs and due re-syncs.
 pub const IMPORT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);

@@ -609,6 +609,7 @@ pub async fn seed(store: &Store, readers: usize, today: NaiveDate, data_dir: &st
     let seconds = started.elapsed().as_secs_f64();
     crate::demo_activity::seed(store, chrono::Local::now().naive_local()).await.context("seeding demo service activity")?;
     crate::demo_import::seed(store, data_dir).await.context("seeding the demo import")?;
+    crate::demo_messaging::seed(store).await.context("seeding demo messaging")?;
     Ok(SeedReport {
         readers: inserted,
         seconds,

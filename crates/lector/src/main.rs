@@ -3,6 +3,7 @@
 mod demo;
 mod demo_activity;
 mod demo_import;
+mod demo_messaging;
 mod import_cmd;
 
 use anyhow::{anyhow, bail, Context};
@@ -10,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use lector_domain::role::Role;
+use lector_messaging::worker::WorkerOptions;
 use lector_store::auth::NewUser;
 use lector_store::{Actor, Store, StoreError};
 use rand::Rng;
@@ -17,6 +19,7 @@ use serde::Deserialize;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Lector: reader relationship management for libraries (图书馆读者关系管理).
 #[derive(Debug, Parser)]
@@ -125,6 +128,68 @@ struct FileConfig {
     bind: Option<String>,
     /// Mark cookies `Secure`: set when Lector is served over HTTPS (behind a TLS proxy).
     secure_cookies: Option<bool>,
+    /// `[messaging]`, or `LECTOR_MESSAGING_*`.
+    #[serde(default)]
+    messaging: MessagingConfig,
+}
+
+/// The outbox worker's pace and retry policy (`[messaging]` in `lector.toml`, or
+/// `LECTOR_MESSAGING_LEASE_SECS` …); unset values keep the defaults.
+#[derive(Debug, Default, Deserialize)]
+struct MessagingConfig {
+    /// Seconds a claimed message stays with one server before another may take it over.
+    lease_secs: Option<u64>,
+    /// Milliseconds between two looks at an empty outbox.
+    poll_ms: Option<u64>,
+    /// Messages claimed at once.
+    batch: Option<usize>,
+    /// Messages in flight at once.
+    concurrency: Option<usize>,
+    /// Transient failures before a message is failed.
+    max_attempts: Option<u32>,
+    /// Seconds before the first retry (doubled each time).
+    backoff_secs: Option<u64>,
+    /// The longest wait between retries, in seconds.
+    backoff_cap_secs: Option<u64>,
+    /// Transient failures in a row after which an address is no longer used.
+    block_after: Option<u32>,
+}
+
+impl MessagingConfig {
+    fn options(&self) -> anyhow::Result<WorkerOptions> {
+        let positive = |name: &str, v: Option<u64>| -> anyhow::Result<Option<u64>> {
+            match v {
+                Some(0) => bail!("messaging.{name} 必须大于 0 (messaging.{name} must be greater than 0)"),
+                v => Ok(v),
+            }
+        };
+        let mut o = WorkerOptions::default();
+        if let Some(v) = positive("lease_secs", self.lease_secs)? {
+            o.lease = Duration::from_secs(v);
+        }
+        if let Some(v) = positive("poll_ms", self.poll_ms)? {
+            o.poll = Duration::from_millis(v);
+        }
+        if let Some(v) = positive("batch", self.batch.map(|v| v as u64))? {
+            o.batch = v as usize;
+        }
+        if let Some(v) = positive("concurrency", self.concurrency.map(|v| v as u64))? {
+            o.concurrency = v as usize;
+        }
+        if let Some(v) = positive("max_attempts", self.max_attempts.map(u64::from))? {
+            o.max_attempts = v as u32;
+        }
+        if let Some(v) = self.backoff_secs {
+            o.backoff_base = Duration::from_secs(v);
+        }
+        if let Some(v) = self.backoff_cap_secs {
+            o.backoff_cap = Duration::from_secs(v);
+        }
+        if let Some(v) = positive("block_after", self.block_after.map(u64::from))? {
+            o.block_after = v as u32;
+        }
+        Ok(o)
+    }
 }
 
 /// Everything a command needs to know about where things are.
@@ -132,6 +197,7 @@ struct Settings {
     database_url: String,
     bind: String,
     secure_cookies: bool,
+    messaging: WorkerOptions,
 }
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -205,6 +271,7 @@ fn settings(cli: &Cli, bind: Option<&str>) -> anyhow::Result<Settings> {
     let file = data_dir.join("lector.toml");
     let config: FileConfig = Figment::from(Toml::file(&file))
         .merge(Env::prefixed("LECTOR_").only(&["database_url", "bind", "secure_cookies"]))
+        .merge(Env::prefixed("LECTOR_MESSAGING_").map(|k| format!("messaging.{k}").into()))
         .extract()
         .with_context(|| format!("cannot read the configuration {}", file.display()))?;
     let database_url = cli
@@ -214,7 +281,8 @@ fn settings(cli: &Cli, bind: Option<&str>) -> anyhow::Result<Settings> {
         .filter(|u| !u.trim().is_empty())
         .unwrap_or_else(|| sqlite_url(&data_dir.join("lector.db")));
     let bind = bind.map(String::from).or(config.bind).unwrap_or_else(|| DEFAULT_BIND.to_string());
-    Ok(Settings { database_url, bind, secure_cookies: config.secure_cookies.unwrap_or(false) })
+    let messaging = config.messaging.options().with_context(|| format!("cannot read the configuration {}", file.display()))?;
+    Ok(Settings { database_url, bind, secure_cookies: config.secure_cookies.unwrap_or(false), messaging })
 }
 
 fn sqlite_url(path: &Path) -> String {
@@ -255,7 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 writeln!(out, "Lector listening on http://{addr}")?;
                 out.flush()?;
             }
-            lector_web::serve(store, listener, s.secure_cookies, cli.data_dir.clone())
+            lector_web::serve(store, listener, s.secure_cookies, cli.data_dir.clone(), s.messaging)
                 .await
                 .context("the web server stopped with an error")?;
             Ok(())

@@ -1,27 +1,55 @@
-//! Email over SMTP with lettre: a pooled async transport, plain / STARTTLS / implicit TLS.
+//! Email over SMTP: lettre builds the MIME message and speaks the protocol on connections this
+//! module opens and pools itself. Lettre's own transport cannot switch Nagle's algorithm off —
+//! with it, the final `.` of every message waits ~40 ms for a delayed ACK — and it puts no
+//! timeout on commands, so a stalled server would hang a worker task for good.
 
-use super::{footer_lines, Outgoing, Secret, SendError, TIMEOUT};
+use super::{footer_lines, tls, Outgoing, Secret, SendError, TIMEOUT};
 use lector_domain::messaging::{ChannelSettings, SmtpSecurity};
 use lector_domain::Msg;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, Message};
 use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsConnector;
 
-/// Connections kept open per channel; the worker's concurrency should not exceed it.
-const POOL_SIZE: u32 = 16;
+/// Connections open at once per channel; more concurrent sends wait for one.
+const POOL_SIZE: usize = 16;
+/// An idle connection older than this is closed rather than reused.
+const MAX_IDLE: Duration = Duration::from_secs(60);
+/// An idle connection older than this is checked with NOOP before it is reused.
+const CHECK_AFTER: Duration = Duration::from_secs(5);
 
 pub(super) struct EmailSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    server: Server,
     from: Mailbox,
+    qq_mailbox: bool,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    slots: Semaphore,
+}
+
+/// Where and how to connect.
+struct Server {
     host: String,
     port: u16,
     security: SmtpSecurity,
-    qq_mailbox: bool,
+    /// For STARTTLS (lettre upgrades the connection).
+    starttls: Option<TlsParameters>,
+    /// For implicit TLS (this module wraps the socket before the greeting).
+    implicit: Option<TlsConnector>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
     secret: Option<Secret>,
 }
 
@@ -32,37 +60,73 @@ impl EmailSender {
             unreachable!("EmailSender built from email settings only")
         };
         let host = host.trim().to_owned();
-        let address: Address = from_address.trim().parse().map_err(|_| {
-            Msg::new(format!("发件地址“{from_address}”无效"), format!("the sender address '{from_address}' is not valid"))
-        })?;
+        let address: Address = from_address
+            .trim()
+            .parse()
+            .map_err(|_| Msg::new(format!("发件地址“{from_address}”无效"), format!("the sender address '{from_address}' is not valid")))?;
         let from = Mailbox::new(Some(from_name.trim().to_owned()).filter(|n| !n.is_empty()), address.clone());
-        let tls = || {
-            TlsParameters::builder(host.clone()).dangerous_accept_invalid_certs(*accept_invalid_certs).build_rustls().map_err(|e| {
-                Msg::new(format!("无法建立 TLS 配置：{e}"), format!("cannot set up TLS: {e}"))
-            })
+        let starttls = match security {
+            SmtpSecurity::Starttls => Some(
+                TlsParameters::builder(host.clone())
+                    .dangerous_accept_invalid_certs(*accept_invalid_certs)
+                    .build_rustls()
+                    .map_err(|e| Msg::new(format!("无法建立 TLS 配置：{e}"), format!("cannot set up TLS: {e}")))?,
+            ),
+            _ => None,
         };
-        let tls = match security {
-            SmtpSecurity::Plain => Tls::None,
-            SmtpSecurity::Starttls => Tls::Required(tls()?),
-            SmtpSecurity::Tls => Tls::Wrapper(tls()?),
+        let implicit = (*security == SmtpSecurity::Tls).then(|| TlsConnector::from(tls::client_config(*accept_invalid_certs)));
+        let credentials = match (username.as_deref().map(str::trim).filter(|u| !u.is_empty()), secret.as_ref()) {
+            (Some(user), Some(secret)) => Some(Credentials::new(user.to_owned(), secret.expose().to_owned())),
+            _ => None,
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
-            .port(*port)
-            .tls(tls)
-            .timeout(Some(TIMEOUT))
-            .hello_name(ClientId::Domain(address.domain().to_owned()))
-            .pool_config(PoolConfig::new().max_size(POOL_SIZE));
-        if let (Some(user), Some(secret)) = (username.as_deref().filter(|u| !u.trim().is_empty()), secret.as_ref()) {
-            builder = builder.credentials(Credentials::new(user.trim().to_owned(), secret.expose().to_owned()));
-        }
-        Ok(EmailSender { transport: builder.build(), from, host, port: *port, security: *security, qq_mailbox: *qq_mailbox, secret })
+        let server = Server {
+            host,
+            port: *port,
+            security: *security,
+            starttls,
+            implicit,
+            credentials,
+            hello: ClientId::Domain(address.domain().to_owned()),
+            secret,
+        };
+        Ok(EmailSender { server, from, qq_mailbox: *qq_mailbox, idle: Mutex::new(Vec::new()), slots: Semaphore::new(POOL_SIZE) })
     }
 
     pub(super) async fn send(&self, msg: &Outgoing) -> Result<(), SendError> {
         let email = self.build(msg)?;
-        match self.transport.send(email).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.classify(&e)),
+        let envelope = email.envelope().clone();
+        let bytes = email.formatted();
+        let _slot = self.slots.acquire().await.expect("the pool's semaphore is never closed");
+        let mut conn = match self.reuse().await {
+            Some(conn) => conn,
+            None => self.server.connect().await?,
+        };
+        match tokio::time::timeout(TIMEOUT, conn.send(&envelope, &bytes)).await {
+            Ok(Ok(_)) => {
+                self.idle.lock().expect("pool lock").push((conn, Instant::now()));
+                Ok(())
+            }
+            // Lettre has already closed a connection that failed.
+            Ok(Err(e)) => Err(self.server.classify(&e)),
+            Err(_) => Err(SendError::Transient(format!(
+                "SMTP 服务器 {} 秒内未应答 (the SMTP server did not answer within {} s)",
+                TIMEOUT.as_secs(),
+                TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// An idle pooled connection that still works, if there is one.
+    async fn reuse(&self) -> Option<AsyncSmtpConnection> {
+        loop {
+            let (mut conn, since) = self.idle.lock().expect("pool lock").pop()?;
+            let idle = since.elapsed();
+            if idle > MAX_IDLE || conn.has_broken() {
+                continue;
+            }
+            if idle < CHECK_AFTER || matches!(tokio::time::timeout(TIMEOUT, conn.test_connected()).await, Ok(true)) {
+                return Some(conn);
+            }
         }
     }
 
@@ -76,12 +140,10 @@ impl EmailSender {
             builder = builder.message_id(Some(id));
         }
         if let Some(url) = msg.unsubscribe_url.as_deref() {
-            builder = builder
-                .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe"), format!("<{url}>")))
-                .raw_header(HeaderValue::new(
-                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-                    "List-Unsubscribe=One-Click".to_owned(),
-                ));
+            builder =
+                builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe"), format!("<{url}>"))).raw_header(
+                    HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click".to_owned()),
+                );
         }
         let text = text_with_footer(msg);
         let built = match msg.html.as_deref() {
@@ -95,11 +157,62 @@ impl EmailSender {
         let raw = msg.address.trim();
         let is_qq_number = (5..=11).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
         let address = if self.qq_mailbox && is_qq_number { format!("{raw}@qq.com") } else { raw.to_owned() };
-        let address: Address = address
-            .parse()
-            .map_err(|_| SendError::Permanent(format!("收件地址“{raw}”无效 (invalid recipient address '{raw}')")))?;
+        let address: Address =
+            address.parse().map_err(|_| SendError::Permanent(format!("收件地址“{raw}”无效 (invalid recipient address '{raw}')")))?;
         let name = msg.display_name.trim();
         Ok(Mailbox::new(Some(name.to_owned()).filter(|n| !n.is_empty()), address))
+    }
+}
+
+impl fmt::Debug for EmailSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailSender")
+            .field("host", &self.server.host)
+            .field("port", &self.server.port)
+            .field("security", &self.server.security)
+            .field("from", &self.from.email.to_string())
+            .field("secret", &self.server.secret)
+            .finish()
+    }
+}
+
+impl Server {
+    /// A new connection: TCP without Nagle's delay, TLS when asked, greeting, EHLO, STARTTLS,
+    /// AUTH — all within the timeout.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        match tokio::time::timeout(TIMEOUT, self.open()).await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::Transient(format!(
+                "连接 SMTP 服务器超时 (connecting to the SMTP server timed out after {} s)",
+                TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    async fn open(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let unreachable = |e: io::Error| SendError::Transient(format!("无法连接 SMTP 服务器 (cannot reach the SMTP server: {e})"));
+        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(unreachable)?;
+        tcp.set_nodelay(true).map_err(unreachable)?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| SendError::Transient(format!("SMTP 服务器名称无效 (invalid SMTP host name: {e})")))?;
+                let tls = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| SendError::Transient(format!("与 SMTP 服务器的 TLS 握手失败 (TLS with the SMTP server failed: {e})")))?;
+                Box::new(Tls(tls))
+            }
+            None => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello).await.map_err(|e| self.classify(&e))?;
+        if let Some(params) = &self.starttls {
+            conn.starttls(params.clone(), &self.hello).await.map_err(|e| self.classify(&e))?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await.map_err(|e| self.classify(&e))?;
+        }
+        Ok(conn)
     }
 
     /// 4xx, network, TLS and timeouts are worth retrying; a 5xx reply is final. Authentication
@@ -124,15 +237,33 @@ impl EmailSender {
     }
 }
 
-impl fmt::Debug for EmailSender {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmailSender")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("security", &self.security)
-            .field("from", &self.from.email.to_string())
-            .field("secret", &self.secret)
-            .finish()
+/// An implicit-TLS socket, in the shape lettre takes an existing stream in.
+#[derive(Debug)]
+struct Tls(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl AsyncTokioStream for Tls {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl AsyncRead for Tls {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tls {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP channels: SMS gateway, WeCom and DingTalk group robots, QQ bot relay, generic
 //! webhook. One reqwest client per channel, rustls with the system's root certificates.
 
-use super::{footer_lines, Outgoing, Secret, SendError, TIMEOUT};
+use super::{footer_lines, tls, Outgoing, Secret, SendError, TIMEOUT};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use lector_domain::messaging::{ChannelKind, ChannelSettings};
@@ -10,25 +10,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::fmt;
-use std::sync::{Arc, LazyLock};
 
 /// WeCom: the robot sends more than 20 messages a minute.
 const WECOM_RATE_LIMITED: i64 = 45009;
 /// DingTalk: the robot sends too fast.
 const DINGTALK_RATE_LIMITED: i64 = 130101;
-
-/// The client TLS configuration, built once: the ring provider chosen explicitly (so it works
-/// whichever rustls providers other crates enable) and the operating system's root certificates.
-static TLS: LazyLock<Arc<rustls::ClientConfig>> = LazyLock::new(|| {
-    let mut roots = rustls::RootCertStore::empty();
-    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-});
 
 pub(super) struct HttpSender {
     kind: ChannelKind,
@@ -47,15 +33,16 @@ impl HttpSender {
             ChannelSettings::Sms { url, mobile_field, text_field } => {
                 (url, Some((mobile_field.trim().to_owned(), text_field.trim().to_owned())))
             }
-            ChannelSettings::Wecom { url } | ChannelSettings::Dingtalk { url } | ChannelSettings::Qq { url } | ChannelSettings::Webhook { url } => {
-                (url, None)
-            }
+            ChannelSettings::Wecom { url }
+            | ChannelSettings::Dingtalk { url }
+            | ChannelSettings::Qq { url }
+            | ChannelSettings::Webhook { url } => (url, None),
             ChannelSettings::Email { .. } => unreachable!("HttpSender built from HTTP channel settings only"),
         };
         let url = reqwest::Url::parse(url.trim())
             .map_err(|e| Msg::new(format!("网址“{url}”无效：{e}"), format!("the URL '{url}' is not valid: {e}")))?;
         let client = reqwest::Client::builder()
-            .use_preconfigured_tls(rustls::ClientConfig::clone(&TLS))
+            .use_preconfigured_tls(rustls::ClientConfig::clone(&tls::client_config(false)))
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .user_agent(concat!("Lector/", env!("CARGO_PKG_VERSION")))
@@ -135,19 +122,30 @@ impl HttpSender {
         let peer = self.peer();
         let excerpt = Secret::scrub(self.secret.as_ref(), &excerpt(body));
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(SendError::Transient(format!("{} 返回 HTTP {} ({} answered HTTP {}: {excerpt})", peer.0, status.as_u16(), peer.1, status.as_u16())));
+            return Err(SendError::Transient(format!(
+                "{} 返回 HTTP {} ({} answered HTTP {}: {excerpt})",
+                peer.0,
+                status.as_u16(),
+                peer.1,
+                status.as_u16()
+            )));
         }
         if !status.is_success() {
-            return Err(SendError::Permanent(format!("{} 返回 HTTP {} ({} answered HTTP {}: {excerpt})", peer.0, status.as_u16(), peer.1, status.as_u16())));
+            return Err(SendError::Permanent(format!(
+                "{} 返回 HTTP {} ({} answered HTTP {}: {excerpt})",
+                peer.0,
+                status.as_u16(),
+                peer.1,
+                status.as_u16()
+            )));
         }
         let rate_limited = match self.kind {
             ChannelKind::Wecom => WECOM_RATE_LIMITED,
             ChannelKind::Dingtalk => DINGTALK_RATE_LIMITED,
             _ => return Ok(()),
         };
-        let reply: Value = serde_json::from_str(body).map_err(|_| {
-            SendError::Transient(format!("{} 的应答无法识别 ({} gave an unreadable answer: {excerpt})", peer.0, peer.1))
-        })?;
+        let reply: Value = serde_json::from_str(body)
+            .map_err(|_| SendError::Transient(format!("{} 的应答无法识别 ({} gave an unreadable answer: {excerpt})", peer.0, peer.1)))?;
         let code = reply.get("errcode").and_then(Value::as_i64).unwrap_or(0);
         let errmsg = Secret::scrub(self.secret.as_ref(), reply.get("errmsg").and_then(Value::as_str).unwrap_or(""));
         match code {
@@ -163,8 +161,22 @@ impl HttpSender {
     /// their access key.
     fn request_error(&self, e: reqwest::Error) -> SendError {
         let peer = self.peer();
-        let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection failed" } else { "request failed" };
-        let detail = Secret::scrub(self.secret.as_ref(), &e.without_url().to_string());
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        let e = e.without_url();
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        let detail = Secret::scrub(self.secret.as_ref(), &detail);
         SendError::Transient(format!("无法送达{} ({} {what}: {detail})", peer.0, peer.1))
     }
 

@@ -235,7 +235,10 @@ impl MemberParams {
         let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         let sort = given(&self.sort).and_then(|s| {
             let parsed = ReaderSort::parse(&s).ok_or_else(|| {
-                Msg::new(format!("排序方式“{s}”无效，可选：name、card_no、updated、created"), format!("sort '{s}' is invalid; use name, card_no, updated or created"))
+                Msg::new(
+                    format!("排序方式“{s}”无效，可选：name、card_no、updated、created"),
+                    format!("sort '{s}' is invalid; use name, card_no, updated or created"),
+                )
             });
             errs.take("sort", parsed)
         });
@@ -244,7 +247,10 @@ impl MemberParams {
             Some("asc") => false,
             Some("desc") => true,
             Some(o) => {
-                errs.push("order", Msg::new(format!("排序方向“{o}”无效，可选：asc、desc"), format!("order '{o}' is invalid; use asc or desc")));
+                errs.push(
+                    "order",
+                    Msg::new(format!("排序方向“{o}”无效，可选：asc、desc"), format!("order '{o}' is invalid; use asc or desc")),
+                );
                 false
             }
         };
@@ -407,7 +413,10 @@ pub async fn delete_segment(
     let Query(q) = query.map_err(query_error)?;
     let version = match q.version.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
-        Some(v) => Some(v.parse::<i64>().map_err(|_| bad_request(format!("version 应为整数，而不是“{v}”"), format!("version must be a whole number, not '{v}'")))?),
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| bad_request(format!("version 应为整数，而不是“{v}”"), format!("version must be a whole number, not '{v}'")))?,
+        ),
     };
     state.store.delete_segment(&user.actor(), id, version).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -534,7 +543,11 @@ pub(crate) async fn export_response(store: &Store, actor: &Actor, id: i64) -> Re
         (status = 404, description = "No such segment", body = ErrorBody),
     )
 )]
-pub async fn export_segment(State(state): State<AppState>, user: ApiUser, id: Result<Path<String>, PathRejection>) -> Result<Response, AppError> {
+pub async fn export_segment(
+    State(state): State<AppState>,
+    user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, AppError> {
     user.require(Permission::SegmentsManage)?;
     user.require(Permission::ReadersExport)?;
     export_response(&state.store, &user.actor(), reader_id(id)?).await

@@ -337,6 +337,7 @@ fn action_label(action: &str) -> (&'static str, &'static str) {
         "reader.view_contacts" => ("查看完整联系方式", "Full contact details viewed"),
         "reader.delete" => ("删除记录", "Record deleted"),
         "reader.handover" => ("移交业务负责人", "Owner handed over"),
+        "consent.update" => ("授权变更", "Consent changed"),
         _ => ("其他操作", "Other action"),
     }
 }

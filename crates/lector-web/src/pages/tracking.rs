@@ -232,7 +232,7 @@ fn name_of(users: &[User], username: &Option<String>, l: Lang) -> String {
 }
 
 /// Loads the reader's interactions, tasks and owner history for its page, and the timeline
-/// entries they add (interactions, tasks created and done, hand-overs).
+/// entries they add (interactions, tasks created and done, hand-overs, messages sent).
 pub async fn reader_tracking(
     state: &AppState,
     staff: &Staff,
@@ -246,6 +246,7 @@ pub async fn reader_tracking(
     let tq = TaskQuery { reader_id: Some(r.id), page: 1, per_page: 100, ..Default::default() };
     let tasks = store.tasks(&tq).await?.items;
     let history = store.owner_history(r.id).await?;
+    let messages = store.reader_messages(r.id, 100).await?;
     let users = store.users().await?;
     let today = today().format("%Y-%m-%d").to_string();
 
@@ -292,6 +293,28 @@ pub async fn reader_tracking(
             label: l.pick("移交业务负责人", "Owner handed over").into(),
             changed: String::new(),
             detail: format!("{} → {}：{}", name_of(&users, &h.from_owner, l), name_of(&users, &h.to_owner, l), h.reason),
+        });
+    }
+
+    for m in &messages {
+        let what = match (&m.campaign_name, m.trigger) {
+            (Some(name), _) => format!("{}：{name}", l.pick("群发", "Campaign")),
+            (None, Some(t)) => l.msg(&t.label()),
+            (None, None) => String::new(),
+        };
+        let at = m.sent_at.as_deref().unwrap_or(&m.created_at);
+        let mut detail = format!("{} ({}) · {}", l.msg(&m.channel_kind.label()), m.channel, l.msg(&m.status.label()));
+        if let Some(e) = &m.last_error {
+            detail.push_str(&format!(" · {e}"));
+        }
+        events.push(TimelineItem {
+            sort: local_naive(at),
+            at: local_time(at),
+            actor: String::new(),
+            action: "message".into(),
+            label: format!("{}：{what}", l.pick("消息", "Message")),
+            changed: String::new(),
+            detail,
         });
     }
 

@@ -5,11 +5,11 @@
 //! Sign-in: the reader gives their card number and an email or mobile the library has on file;
 //! the page answers the same whatever matched, so it tells nobody who is a reader. The code goes
 //! out as the `portal_code` triggered message. Requests and tries are limited per client address
-//! here ([`CODE_REQUESTS_PER_ADDRESS`], [`CODE_TRIES_PER_ADDRESS`] per [`SUBMIT_WINDOW`]) and per
+//! here ([`CODE_REQUESTS_PER_ADDRESS`], [`CODE_TRIES_PER_ADDRESS`] per [`super::SUBMIT_WINDOW`]) and per
 //! reader in the store. The session cookie `lector_reader` is HttpOnly and SameSite=Lax; every form
 //! of a signed-in reader carries the session's CSRF token (derived from the session token).
 
-use super::{csrf_ok, csrf_token, form_rejection, message_page, plain_status, private, too_many, with_status, PortalGuard, SUBMIT_WINDOW};
+use super::{csrf_ok, csrf_token, form_rejection, message_page, plain_status, private, too_many, with_status, PortalGuard};
 use crate::auth::{constant_time_eq, cookie, origin, urlencode};
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -35,9 +35,9 @@ use std::sync::Arc;
 
 /// The reader's session cookie.
 pub const READER_COOKIE: &str = "lector_reader";
-/// Sign-in codes one client address may ask for per [`SUBMIT_WINDOW`] (a campus shares few addresses).
+/// Sign-in codes one client address may ask for per [`super::SUBMIT_WINDOW`] (a campus shares few addresses).
 pub const CODE_REQUESTS_PER_ADDRESS: usize = 20;
-/// Codes one client address may try per [`SUBMIT_WINDOW`], whatever the card.
+/// Codes one client address may try per [`super::SUBMIT_WINDOW`], whatever the card.
 pub const CODE_TRIES_PER_ADDRESS: usize = 30;
 /// Messages listed on "my page".
 const MESSAGES_SHOWN: i64 = 50;
@@ -365,7 +365,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(p) => p.items,
         Err(e) => return error_page(e.into(), l),
     };
-    let messages = match state.store.portal_messages(session.reader.id, MESSAGES_SHOWN).await {
+    let messages = match state.store.reader_messages(session.reader.id, MESSAGES_SHOWN).await {
         Ok(m) => m,
         Err(e) => return error_page(e.into(), l),
     };
@@ -390,15 +390,15 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
         messages: messages
             .iter()
             .map(|m| MessageRow {
-                what: match (&m.campaign, m.trigger) {
+                what: match (&m.campaign_name, m.trigger) {
                     (Some(name), _) => name.clone(),
                     (None, Some(t)) => l.msg(&t.label()),
                     (None, None) => l.pick("消息", "Message").to_string(),
                 },
-                channel: l.msg(&m.channel.label()),
+                channel: l.msg(&m.channel_kind.label()),
                 status_code: m.status.code(),
                 status: l.msg(&m.status.label()),
-                at: local_time(&m.at),
+                at: local_time(m.sent_at.as_deref().unwrap_or(&m.created_at)),
             })
             .collect(),
     };
@@ -429,6 +429,8 @@ struct PrefsPage {
     channels: Vec<String>,
     rows: Vec<PrefRow>,
     lang: String,
+    /// The cells granted as shown (see [`posted_changes`]).
+    was: String,
 }
 
 fn purpose_blurb(p: Purpose) -> Msg {
@@ -466,7 +468,7 @@ pub async fn preferences(State(state): State<AppState>, headers: HeaderMap, Quer
     if q.flash.as_deref() == Some("saved") {
         ctx.flash = Some(l.pick("已保存您的设置", "Your preferences are saved").to_string());
     }
-    let page = PrefsPage { ctx, channels: ChannelKind::ALL.iter().map(|c| l.msg(&c.label())).collect(), rows, lang };
+    let page = PrefsPage { ctx, channels: ChannelKind::ALL.iter().map(|c| l.msg(&c.label())).collect(), rows, lang, was: granted_keys(&matrix) };
     private(render(&page), None, false)
 }
 
@@ -475,7 +477,33 @@ pub struct FlashParam {
     flash: Option<String>,
 }
 
-/// Saves the whole matrix as posted (a box not sent is a withdrawal) and the language.
+/// The consent matrix form's changes: the cells whose box (`c=purpose.channel`) differs from
+/// how the page showed it (`was`, the keys then granted, comma-separated), so that a change made
+/// meanwhile elsewhere (an unsubscribe link) is not undone by saving an older page. Without
+/// `was`, every cell is set as posted (a box not sent is a withdrawal).
+pub fn posted_changes(pairs: &[(String, String)]) -> Vec<ConsentChange> {
+    let checked: Vec<&str> = pairs.iter().filter(|(k, _)| k == "c").map(|(_, v)| v.as_str()).collect();
+    let was: Option<Vec<&str>> = pairs.iter().find(|(k, _)| k == "was").map(|(_, v)| v.split(',').filter(|s| !s.is_empty()).collect());
+    Purpose::ALL
+        .iter()
+        .flat_map(|&p| ChannelKind::ALL.iter().map(move |&c| (p, c)))
+        .filter_map(|(purpose, channel)| {
+            let key = format!("{}.{}", purpose.code(), channel.code());
+            let granted = checked.contains(&key.as_str());
+            match &was {
+                Some(w) if w.contains(&key.as_str()) == granted => None,
+                _ => Some(ConsentChange { purpose, channel, granted }),
+            }
+        })
+        .collect()
+}
+
+/// The `was` field of a consent matrix form: the keys granted as the page shows them.
+pub fn granted_keys(matrix: &lector_store::consent::ConsentMatrix) -> String {
+    matrix.cells.iter().filter(|c| c.granted).map(|c| format!("{}.{}", c.purpose.code(), c.channel.code())).collect::<Vec<_>>().join(",")
+}
+
+/// Saves the matrix as changed on the page (see [`posted_changes`]) and the language.
 pub async fn save_preferences(
     State(state): State<AppState>,
     extensions: Extensions,
@@ -496,15 +524,7 @@ pub async fn save_preferences(
     if !session.csrf_ok(value("csrf")) {
         return error_page(AppError::BadRequest(expired_form()), l);
     }
-    let checked: Vec<&str> = pairs.iter().filter(|(k, _)| k == "c").map(|(_, v)| v.as_str()).collect();
-    let changes: Vec<ConsentChange> = Purpose::ALL
-        .iter()
-        .flat_map(|&p| ChannelKind::ALL.iter().map(move |&c| (p, c)))
-        .map(|(purpose, channel)| {
-            let key = format!("{}.{}", purpose.code(), channel.code());
-            ConsentChange { purpose, channel, granted: checked.contains(&key.as_str()) }
-        })
-        .collect();
+    let changes = posted_changes(&pairs);
     let lang = value("lang").filter(|v| !v.is_empty());
     let actor = reader_actor(session.reader.id, &origin(&extensions));
     match state.store.save_preferences(&actor, session.reader.id, &changes, ConsentSource::Portal, lang).await {
