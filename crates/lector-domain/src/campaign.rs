@@ -132,10 +132,7 @@ impl CampaignDraft {
         if channels.is_empty() {
             errs.push("channels", Msg::new("请至少选择一个发送渠道", "choose at least one channel"));
         } else if channels.len() > MAX_CHANNELS {
-            errs.push(
-                "channels",
-                Msg::new(format!("最多选择 {MAX_CHANNELS} 个渠道"), format!("choose at most {MAX_CHANNELS} channels")),
-            );
+            errs.push("channels", Msg::new(format!("最多选择 {MAX_CHANNELS} 个渠道"), format!("choose at most {MAX_CHANNELS} channels")));
         }
         let scheduled_at = match self.scheduled_at.as_deref().map(text::clean).filter(|s| !s.is_empty()) {
             None => None,

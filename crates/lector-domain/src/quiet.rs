@@ -14,9 +14,8 @@ pub struct QuietHours {
 
 fn time(raw: &str, what_zh: &str, what_en: &str) -> Result<NaiveTime, Msg> {
     let v = text::clean(raw);
-    NaiveTime::parse_from_str(&v, "%H:%M").map_err(|_| {
-        Msg::new(format!("{what_zh}“{v}”应为 HH:MM（如 22:00）"), format!("{what_en} '{v}' should be HH:MM (such as 22:00)"))
-    })
+    NaiveTime::parse_from_str(&v, "%H:%M")
+        .map_err(|_| Msg::new(format!("{what_zh}“{v}”应为 HH:MM（如 22:00）"), format!("{what_en} '{v}' should be HH:MM (such as 22:00)")))
 }
 
 impl QuietHours {

@@ -101,7 +101,7 @@ pub fn check(variant: &Variant) -> Result<(), TemplateError> {
 }
 
 /// The variables every message may use, with plausible values: what [`check`] and previews
-/// render with. The worker supplies the same keys (extras it does not know are `null`).
+/// render with. The worker supplies the same keys (empty where it has no value).
 pub fn sample_vars() -> serde_json::Value {
     serde_json::json!({
         "reader": {

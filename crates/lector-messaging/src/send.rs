@@ -77,11 +77,16 @@ impl Sender {
     /// Builds the channel. Fails (with a message for the admin) when the settings cannot work:
     /// a bad sender address or URL, or no TLS configuration.
     pub fn new(settings: &ChannelSettings, secret: Option<&str>) -> Result<Sender, Msg> {
+        Sender::with_timeout(settings, secret, TIMEOUT)
+    }
+
+    /// Like [`Sender::new`] with another limit for each network step than [`TIMEOUT`].
+    pub fn with_timeout(settings: &ChannelSettings, secret: Option<&str>, timeout: Duration) -> Result<Sender, Msg> {
         settings.validate()?;
         let secret = secret.filter(|s| !s.is_empty()).map(|s| Secret(s.to_owned()));
         let inner = match settings {
-            ChannelSettings::Email { .. } => Inner::Email(email::EmailSender::new(settings, secret)?),
-            _ => Inner::Http(http::HttpSender::new(settings, secret)?),
+            ChannelSettings::Email { .. } => Inner::Email(email::EmailSender::new(settings, secret, timeout)?),
+            _ => Inner::Http(http::HttpSender::new(settings, secret, timeout)?),
         };
         Ok(Sender { inner })
     }

@@ -342,7 +342,14 @@ pub struct Links {
 /// The variables a template is rendered with: the keys of [`render::sample_vars`], filled from the
 /// reader (empty when there is none), the campaign and the links, then `extras` (the row's
 /// `vars_json`: case, code, link …) merged over them.
-pub fn message_vars(reader: Option<&MessageReader>, lang: &str, campaign: Option<&str>, library: &str, extras: &Value, links: &Links) -> Value {
+pub fn message_vars(
+    reader: Option<&MessageReader>,
+    lang: &str,
+    campaign: Option<&str>,
+    library: &str,
+    extras: &Value,
+    links: &Links,
+) -> Value {
     let en = lang == "en";
     let reader = match reader {
         Some(r) => json!({

@@ -262,3 +262,18 @@ async fn stalled_transactions_resume() {
     assert!(sink.wait_for(2, WAIT).await);
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_stalled_server_times_out_as_transient() {
+    let sink = Sink::start(SinkOptions::default()).await;
+    let sender = Sender::with_timeout(&settings(&sink, SmtpSecurity::Plain, None, false), None, Duration::from_secs(2)).unwrap();
+    sender.send(&outgoing("first@example.com")).await.unwrap();
+    sink.stall_new_transactions(true);
+    let err = sender.send(&outgoing("second@example.com")).await.unwrap_err();
+    assert!(matches!(&err, SendError::Transient(r) if r.contains("did not answer")), "{err:?}");
+    sink.stall_new_transactions(false);
+    // The timed-out connection is not reused: the next message goes through on a fresh one.
+    sender.send(&outgoing("third@example.com")).await.unwrap();
+    let rcpts: Vec<String> = sink.messages().into_iter().flat_map(|m| m.rcpt_to).collect();
+    assert_eq!(rcpts, vec!["first@example.com".to_owned(), "third@example.com".to_owned()]);
+}

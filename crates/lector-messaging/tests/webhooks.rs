@@ -125,7 +125,7 @@ async fn http_statuses_are_classified() {
     let ep = Endpoint::start().await;
     let settings = ChannelSettings::Sms { url: format!("{}/sms", ep.base), mobile_field: "mobile".into(), text_field: "text".into() };
     let sender = Sender::new(&settings, Some("gw-token-123")).unwrap();
-    for (status, transient) in [(500, true), (503, true), (429, true), (400, false), (401, false), (404, false)] {
+    for (status, transient) in [(500, true), (503, true), (429, true), (400, false), (401, false), (404, false), (302, false)] {
         ep.reply(status, "{\"error\":\"nope\"}");
         let err = sender.send(&outgoing()).await.unwrap_err();
         assert_eq!(err.is_transient(), transient, "{status}: {err:?}");
@@ -274,4 +274,21 @@ async fn unreachable_endpoint_is_transient_and_bad_urls_are_refused() {
 
     assert!(Sender::new(&ChannelSettings::Wecom { url: "ftp://example.com".into() }, None).is_err());
     assert!(Sender::new(&ChannelSettings::Webhook { url: "https://".into() }, None).is_err());
+}
+
+#[tokio::test]
+async fn a_silent_endpoint_times_out_as_transient() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let settings = ChannelSettings::Sms { url: format!("http://{addr}/sms"), mobile_field: "mobile".into(), text_field: "text".into() };
+    let sender = Sender::with_timeout(&settings, None, std::time::Duration::from_secs(1)).unwrap();
+    let err = sender.send(&outgoing()).await.unwrap_err();
+    assert!(matches!(&err, SendError::Transient(r) if r.contains("timed out")), "{err:?}");
 }

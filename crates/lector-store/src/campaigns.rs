@@ -428,7 +428,10 @@ impl Store {
                 sql.push(")");
             }
             Members::CreatedSince(t) => {
-                sql.push("r.status = ").bind(lector_domain::reader::ReaderStatus::Active.code()).push(" AND r.created_at >= ").bind(t.as_str());
+                sql.push("r.status = ")
+                    .bind(lector_domain::reader::ReaderStatus::Active.code())
+                    .push(" AND r.created_at >= ")
+                    .bind(t.as_str());
             }
             Members::ExpiringWithin(after, until) => {
                 sql.push("r.status = ")
@@ -471,9 +474,9 @@ impl Store {
                  , COALESCE(SUM(CASE WHEN {ac} > 0 AND {ok} = 0 THEN 1 ELSE 0 END), 0) AS blocked"
             ));
             sql.push(" FROM (SELECT y.*");
-            for i in 0..n {
+            for (i, ch) in enabled.iter().enumerate() {
                 sql.push(&format!(", CASE WHEN ac{i} = 1 AND NOT "));
-                push_blocked(&mut sql, enabled[i].kind, &format!("y.addr{i}"));
+                push_blocked(&mut sql, ch.kind, &format!("y.addr{i}"));
                 sql.push(&format!(" THEN 1 ELSE 0 END AS ok{i}"));
             }
             sql.push(" FROM (SELECT x.*");
@@ -512,7 +515,8 @@ impl Store {
             };
             per_channel.push(ChannelCount { code: ch.code.clone(), name: ch.name.clone(), kind: ch.kind, enabled: ch.enabled, count });
         }
-        let (no_address, no_consent, blocked) = if n > 0 { (get("no_address")?, get("no_consent")?, get("blocked")?) } else { (members_n, 0, 0) };
+        let (no_address, no_consent, blocked) =
+            if n > 0 { (get("no_address")?, get("no_consent")?, get("blocked")?) } else { (members_n, 0, 0) };
         Ok(Audience {
             members: members_n,
             recipients: per_channel.iter().map(|c| c.count).sum(),
@@ -529,9 +533,13 @@ impl Store {
         let mut errs = lector_domain::FieldErrors::default();
         let seg = sqlx::query("SELECT id FROM segments WHERE id = $1").bind(input.segment_id).fetch_optional(&mut *conn).await?;
         if seg.is_none() {
-            errs.push("segment_id", Msg::new(format!("没有编号为 {} 的读者分组", input.segment_id), format!("no segment {}", input.segment_id)));
+            errs.push(
+                "segment_id",
+                Msg::new(format!("没有编号为 {} 的读者分组", input.segment_id), format!("no segment {}", input.segment_id)),
+            );
         }
-        let tpl = sqlx::query("SELECT purpose FROM message_templates WHERE id = $1").bind(input.template_id).fetch_optional(&mut *conn).await?;
+        let tpl =
+            sqlx::query("SELECT purpose FROM message_templates WHERE id = $1").bind(input.template_id).fetch_optional(&mut *conn).await?;
         let mut purpose = input.purpose;
         match tpl {
             None => errs.push(
@@ -611,7 +619,10 @@ impl Store {
         if before.status == CampaignStatus::Scheduled && input.scheduled_at.is_none() {
             return Err(StoreError::invalid(
                 "scheduled_at",
-                Msg::new("已排期的群发任务需要发送时间；要立即发送请用“立即发送”", "a scheduled campaign needs a time; use “send now” to send it at once"),
+                Msg::new(
+                    "已排期的群发任务需要发送时间；要立即发送请用“立即发送”",
+                    "a scheduled campaign needs a time; use “send now” to send it at once",
+                ),
             ));
         }
         let (quiet_start, quiet_end) = input.quiet_hours.map(|q| (q.start(), q.end())).unzip();
@@ -833,7 +844,8 @@ impl Store {
     async fn launch(&self, actor: &Actor, id: i64, scheduled: bool) -> Result<Option<Campaign>> {
         let c = self.campaign(id).await?;
         c.status.after(CampaignAction::Start).map_err(StoreError::Conflict)?;
-        let channels: Vec<ChannelRef> = channels_by_code(&mut *self.pool.acquire().await?, &c.channels).await?.into_iter().flatten().collect();
+        let channels: Vec<ChannelRef> =
+            channels_by_code(&mut *self.pool.acquire().await?, &c.channels).await?.into_iter().flatten().collect();
         let members = Members::Segment(c.segment_id);
         let audience = self.audience_of(&members, c.purpose, &channels).await?;
         if !scheduled {
@@ -874,11 +886,8 @@ impl Store {
         for s in &statements {
             s.query().execute(&mut *tx).await?;
         }
-        let recipients: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE campaign_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
+        let recipients: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE campaign_id = $1").bind(id).fetch_one(&mut *tx).await?.try_get("n")?;
         sqlx::query("UPDATE campaigns SET recipients = $1, excluded_consent = $2, excluded_address = $3 WHERE id = $4")
             .bind(recipients)
             .bind(audience.excluded_consent)
@@ -977,7 +986,10 @@ impl Store {
                     action: "campaign.complete",
                     entity: "campaign",
                     entity_id: Some(id.to_string()),
-                    summary: format!("{}: sending → completed; {} sent, {} failed, {} cancelled", after.name, p.sent, p.failed, p.cancelled),
+                    summary: format!(
+                        "{}: sending → completed; {} sent, {} failed, {} cancelled",
+                        after.name, p.sent, p.failed, p.cancelled
+                    ),
                     before: audited(&before),
                     after: audited(&after),
                 },
@@ -1004,7 +1016,11 @@ impl Store {
         let by_channel = rows
             .iter()
             .map(|r| {
-                Ok(ChannelStatusCount { channel: r.try_get("channel")?, status: stored(r, "status", OutboxStatus::parse)?, count: r.try_get("n")? })
+                Ok(ChannelStatusCount {
+                    channel: r.try_get("channel")?,
+                    status: stored(r, "status", OutboxStatus::parse)?,
+                    count: r.try_get("n")?,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let rows = sqlx::query(
@@ -1032,8 +1048,12 @@ impl Store {
         if let Some(s) = status {
             filter.push(" AND o.status = ").bind(s.code());
         }
-        let total: i64 =
-            filter.with_text(&format!("SELECT COUNT(*) AS n FROM outbox o{}", filter.text)).query().fetch_one(&mut *conn).await?.try_get("n")?;
+        let total: i64 = filter
+            .with_text(&format!("SELECT COUNT(*) AS n FROM outbox o{}", filter.text))
+            .query()
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("n")?;
         let rows = filter
             .with_text(&format!(
                 "SELECT o.id, o.reader_id, r.card_no, r.name, ch.code AS channel, ch.kind AS channel_kind, o.address, o.status, o.attempts, o.sent_at, o.last_error
@@ -1112,18 +1132,24 @@ impl Store {
         if before.status != CampaignStatus::Sending || before.progress.pending != before.progress.total() {
             return Err(StoreError::Conflict(Msg::new(
                 format!("只能为刚开始、尚未发送任何消息的群发任务记录历史；“{}”当前为“{}”", before.name, before.status.label().zh),
-                format!("history can only be recorded for a campaign that just started and sent nothing; '{}' is {}", before.name, before.status.code()),
+                format!(
+                    "history can only be recorded for a campaign that just started and sent nothing; '{}' is {}",
+                    before.name,
+                    before.status.code()
+                ),
             )));
         }
         let started = utc_text(at);
         let finished = utc_text(at + chrono::Duration::minutes(1 + before.progress.pending / 1000));
-        sqlx::query("UPDATE outbox SET status = $1, attempts = 1, sent_at = $2, created_at = $3, next_attempt_at = $3 WHERE campaign_id = $4")
-            .bind(OutboxStatus::Sent.code().to_string())
-            .bind(finished.clone())
-            .bind(started.clone())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET status = $1, attempts = 1, sent_at = $2, created_at = $3, next_attempt_at = $3 WHERE campaign_id = $4",
+        )
+        .bind(OutboxStatus::Sent.code().to_string())
+        .bind(finished.clone())
+        .bind(started.clone())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         for (reader, reason) in failed {
             sqlx::query("UPDATE outbox SET status = $1, sent_at = NULL, last_error = $2 WHERE campaign_id = $3 AND reader_id = $4")
                 .bind(OutboxStatus::Failed.code().to_string())

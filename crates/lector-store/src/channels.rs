@@ -101,9 +101,10 @@ fn clean_settings(s: &ChannelSettings) -> ChannelSettings {
             c(mobile_field);
             c(text_field);
         }
-        ChannelSettings::Wecom { url } | ChannelSettings::Dingtalk { url } | ChannelSettings::Qq { url } | ChannelSettings::Webhook { url } => {
-            c(url)
-        }
+        ChannelSettings::Wecom { url }
+        | ChannelSettings::Dingtalk { url }
+        | ChannelSettings::Qq { url }
+        | ChannelSettings::Webhook { url } => c(url),
     }
     s
 }

@@ -587,7 +587,8 @@ impl Store {
             .bind(now_text())
             .execute(&self.pool)
             .await?;
-        let stored: String = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(SALT_KEY).fetch_one(&self.pool).await?.try_get("value")?;
+        let stored: String =
+            sqlx::query("SELECT value FROM settings WHERE key = $1").bind(SALT_KEY).fetch_one(&self.pool).await?.try_get("value")?;
         serde_json::from_str(&stored).map_err(|e| StoreError::Other(format!("stored {SALT_KEY}: {e}")))
     }
 }

@@ -922,3 +922,38 @@ fn already(frozen: bool) -> StoreError {
         Msg::new("该分组未冻结", "the segment is not frozen")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lector_domain::reader::ReaderDraft;
+    use serde_json::json;
+
+    /// The campaigns' `INSERT … SELECT` wraps the members subquery after binds of its own: the
+    /// subquery must continue their numbering, live and frozen.
+    #[tokio::test]
+    async fn the_members_subquery_composes_after_other_binds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+        let actor = Actor::system("test");
+        for (card, tags) in [("A1", vec!["志愿者".to_string()]), ("A2", vec![]), ("A3", vec!["志愿者".to_string()])] {
+            let d =
+                ReaderDraft { card_no: card.into(), name: "张三".into(), category: "undergraduate".into(), tags, ..Default::default() };
+            store.create_reader(&actor, &d.parse(today()).unwrap()).await.unwrap();
+        }
+        let filter = json!({"all": [{"field": "tag", "op": "eq", "value": "志愿者"}]});
+        let seg = store.create_segment(&actor, &SegmentInput { name: "志愿者".into(), description: String::new(), filter }).await.unwrap();
+        let count = |store: Store| async move {
+            let mut sql = Sql::new("SELECT COUNT(*) AS n FROM readers r WHERE r.card_no <> ");
+            sql.bind("A3").push(" AND r.id IN (");
+            store.push_segment_members(&mut sql, seg.id).await.unwrap();
+            sql.push(")");
+            sql.query().fetch_one(&store.pool).await.unwrap().try_get::<i64, _>("n").unwrap()
+        };
+        assert_eq!(count(store.clone()).await, 1);
+        store.freeze_segment(&actor, seg.id).await.unwrap();
+        assert_eq!(count(store.clone()).await, 1);
+        let mut missing = Sql::new("SELECT 1");
+        assert!(matches!(store.push_segment_members(&mut missing, 999).await, Err(StoreError::NotFound)));
+    }
+}

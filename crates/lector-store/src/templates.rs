@@ -64,7 +64,10 @@ impl TemplateInput {
             let field = |f: &str| format!("variants[{i}].{f}");
             let lang = text::clean(&v.lang);
             if !LANGS.contains(&lang.as_str()) {
-                errs.push(field("lang"), Msg::new(format!("语言应为 zh 或 en，而不是“{lang}”"), format!("lang must be zh or en, not '{lang}'")));
+                errs.push(
+                    field("lang"),
+                    Msg::new(format!("语言应为 zh 或 en，而不是“{lang}”"), format!("lang must be zh or en, not '{lang}'")),
+                );
             }
             if variants.iter().any(|w| w.channel_kind == v.channel_kind && w.lang == lang) {
                 errs.push(
@@ -187,12 +190,13 @@ impl Store {
 
     /// The variant a message on `kind` in `lang` is written from: that language's, else Chinese.
     pub async fn template_variant(&self, template_id: i64, kind: ChannelKind, lang: &str) -> Result<Option<TemplateVariant>> {
-        let rows = sqlx::query("SELECT * FROM template_variants WHERE template_id = $1 AND channel_kind = $2 AND (lang = $3 OR lang = 'zh')")
-            .bind(template_id)
-            .bind(kind.code().to_string())
-            .bind(lang.to_string())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM template_variants WHERE template_id = $1 AND channel_kind = $2 AND (lang = $3 OR lang = 'zh')")
+                .bind(template_id)
+                .bind(kind.code().to_string())
+                .bind(lang.to_string())
+                .fetch_all(&self.pool)
+                .await?;
         let mut found = rows.iter().map(variant).collect::<Result<Vec<_>>>()?;
         found.sort_by_key(|v| v.lang != lang);
         Ok(found.into_iter().next())
@@ -202,14 +206,16 @@ impl Store {
         let (code, name, variants) = input.parse()?;
         let now = now_text();
         let mut tx = self.begin().await?;
-        let row = sqlx::query("INSERT INTO message_templates (code, name, purpose, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id")
-            .bind(code.clone())
-            .bind(name)
-            .bind(input.purpose.code().to_string())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { taken(&code) } else { e.into() })?;
+        let row = sqlx::query(
+            "INSERT INTO message_templates (code, name, purpose, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
+        )
+        .bind(code.clone())
+        .bind(name)
+        .bind(input.purpose.code().to_string())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { taken(&code) } else { e.into() })?;
         let id: i64 = row.try_get("id")?;
         insert_variants(&mut tx, id, &variants).await?;
         let t = load(&mut tx, id).await?;
@@ -239,15 +245,17 @@ impl Store {
         if expected_version.is_some_and(|v| v != before.version) {
             return Err(stale());
         }
-        sqlx::query("UPDATE message_templates SET code = $1, name = $2, purpose = $3, updated_at = $4, version = version + 1 WHERE id = $5")
-            .bind(code.clone())
-            .bind(name)
-            .bind(input.purpose.code().to_string())
-            .bind(now_text())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { taken(&code) } else { e.into() })?;
+        sqlx::query(
+            "UPDATE message_templates SET code = $1, name = $2, purpose = $3, updated_at = $4, version = version + 1 WHERE id = $5",
+        )
+        .bind(code.clone())
+        .bind(name)
+        .bind(input.purpose.code().to_string())
+        .bind(now_text())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { taken(&code) } else { e.into() })?;
         sqlx::query("DELETE FROM template_variants WHERE template_id = $1").bind(id).execute(&mut *tx).await?;
         insert_variants(&mut tx, id, &variants).await?;
         let after = load(&mut tx, id).await?;

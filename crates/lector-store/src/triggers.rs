@@ -249,12 +249,12 @@ impl Store {
             )));
         };
         let mut conn = self.pool.acquire().await?;
-        let seen =
-            sqlx::query("SELECT id FROM outbox WHERE dedupe_key = $1").bind(dedupe.to_string()).fetch_optional(&mut *conn).await?;
+        let seen = sqlx::query("SELECT id FROM outbox WHERE dedupe_key = $1").bind(dedupe.to_string()).fetch_optional(&mut *conn).await?;
         if seen.is_some() {
             return Ok(TriggerOutcome::AlreadyQueued);
         }
-        let channels: Vec<ChannelRef> = channels_by_code(&mut conn, &setting.channels).await?.into_iter().flatten().filter(|c| c.enabled).collect();
+        let channels: Vec<ChannelRef> =
+            channels_by_code(&mut conn, &setting.channels).await?.into_iter().flatten().filter(|c| c.enabled).collect();
         if channels.is_empty() {
             return Ok(TriggerOutcome::Skipped(Msg::new(
                 format!("“{}”未发送：它选择的渠道都未配置或已停用", label.zh),
@@ -353,8 +353,14 @@ impl Store {
     async fn sweep(&self, trigger: Trigger, template_id: i64, codes: &[String], members: Members, with_expiry: bool) -> Result<usize> {
         let channels: Vec<ChannelRef> = channels_by_code(&mut *self.pool.acquire().await?, codes).await?.into_iter().flatten().collect();
         let key_prefix = format!("trigger:{}:", trigger.code());
-        let fanout =
-            Fanout { campaign_id: None, trigger: Some(trigger), template_id, purpose: Purpose::Service, key_prefix: &key_prefix, with_expiry };
+        let fanout = Fanout {
+            campaign_id: None,
+            trigger: Some(trigger),
+            template_id,
+            purpose: Purpose::Service,
+            key_prefix: &key_prefix,
+            with_expiry,
+        };
         let statements = self.fanout_statements(&members, &channels, &fanout).await?;
         if statements.is_empty() {
             return Ok(0);
@@ -390,7 +396,9 @@ impl Store {
     pub(crate) async fn notify_case_reader(&self, case: &Case, trigger: Trigger, token: Option<&str>, dedupe: String) {
         match self.queue_case_message(case, trigger, token, &dedupe).await {
             Ok(outcome) => tracing::debug!(case = %case.number, trigger = trigger.code(), ?outcome, "case message"),
-            Err(e) => tracing::warn!(case = %case.number, trigger = trigger.code(), error = %e, "queueing the reader's case message failed"),
+            Err(e) => {
+                tracing::warn!(case = %case.number, trigger = trigger.code(), error = %e, "queueing the reader's case message failed")
+            }
         }
     }
 

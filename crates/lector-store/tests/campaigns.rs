@@ -33,6 +33,7 @@ scenarios!(
     the_scheduler_starts_due_campaigns_once_and_completes_them,
     the_report_counts_by_channel_and_status,
     drafts_are_validated_against_the_store,
+    history_is_recorded_without_sending,
 );
 
 scenarios!(
@@ -444,13 +445,21 @@ mod campaigns {
         let started = store.campaign(c.id).await.unwrap();
         assert_eq!((started.status, started.recipients), (CampaignStatus::Sending, 4));
         assert_eq!(raw_count("SELECT COUNT(*) FROM outbox WHERE campaign_id = $1", c.id).await, 4);
-        let start_audit = raw_count("SELECT COUNT(*) FROM audit_log WHERE action = 'campaign.start' AND actor_name = 'scheduler' AND entity_id = CAST($1 AS TEXT)", c.id).await;
+        let start_audit = raw_count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'campaign.start' AND actor_name = 'scheduler' AND entity_id = CAST($1 AS TEXT)",
+            c.id,
+        )
+        .await;
         assert_eq!(start_audit, 1);
         // Still pending: not complete.
         assert_eq!(store.advance_campaigns().await.unwrap(), 0);
         // Everything sent or failed: the next tick completes it, once.
         execute(&format!("UPDATE outbox SET status = 'sent', sent_at = '2026-01-01T00:00:00.000Z' WHERE campaign_id = {}", c.id)).await;
-        execute(&format!("UPDATE outbox SET status = 'failed', last_error = '550 no such user' WHERE campaign_id = {} AND address = 's0@pku.edu.cn'", c.id)).await;
+        execute(&format!(
+            "UPDATE outbox SET status = 'failed', last_error = '550 no such user' WHERE campaign_id = {} AND address = 's0@pku.edu.cn'",
+            c.id
+        ))
+        .await;
         assert_eq!(store.advance_campaigns().await.unwrap(), 1);
         assert_eq!(store.advance_campaigns().await.unwrap(), 0);
         let done = store.campaign(c.id).await.unwrap();
@@ -483,7 +492,11 @@ mod campaigns {
         reader(&store, "R003", "R", &[("email", "r3@pku.edu.cn")]).await;
         let c = store.create_campaign(&actor(), &input("报告", seg, tpl, None, &["sms", "email"])).await.unwrap();
         store.start_campaign(&actor(), c.id).await.unwrap();
-        execute(&format!("UPDATE outbox SET status = 'sent', sent_at = '2026-01-01T00:00:00.000Z' WHERE campaign_id = {} AND address <> 'r3@pku.edu.cn'", c.id)).await;
+        execute(&format!(
+            "UPDATE outbox SET status = 'sent', sent_at = '2026-01-01T00:00:00.000Z' WHERE campaign_id = {} AND address <> 'r3@pku.edu.cn'",
+            c.id
+        ))
+        .await;
         execute(&format!("UPDATE outbox SET status = 'failed', attempts = 1, last_error = '550 5.1.1 no such user' WHERE campaign_id = {} AND address = 'r3@pku.edu.cn'", c.id)).await;
         let report = store.campaign_report(c.id).await.unwrap();
         let by: Vec<(&str, OutboxStatus, i64)> = report.by_channel.iter().map(|b| (b.channel.as_str(), b.status, b.count)).collect();
@@ -529,13 +542,41 @@ mod campaigns {
         let m = conflict(store.start_campaign(&actor(), ok.id).await);
         assert!(m.en.contains("disabled"), "{m}");
     }
+
+    pub async fn history_is_recorded_without_sending(store: Store) {
+        email(&store, "email", false).await;
+        let tpl = template(&store, "notice", Purpose::Service).await;
+        let seg = segment(&store, "H").await;
+        let h1 = reader(&store, "H001", "H", &[("email", "h1@pku.edu.cn")]).await;
+        reader(&store, "H002", "H", &[("email", "h2@pku.edu.cn")]).await;
+        let c = store.create_campaign(&actor(), &input("往期", seg, tpl, None, &["email"])).await.unwrap();
+        // Only a campaign that just started.
+        conflict(store.record_campaign_history(&actor(), c.id, chrono::Utc::now(), &[]).await);
+        store.start_campaign(&actor(), c.id).await.unwrap();
+        let at = chrono::Utc::now() - chrono::Duration::days(10);
+        let failed = [(h1.id, "550 5.1.1 no such user".to_string())];
+        let done = store.record_campaign_history(&actor(), c.id, at, &failed).await.unwrap();
+        assert_eq!((done.status, done.progress.sent, done.progress.failed), (CampaignStatus::Completed, 1, 1));
+        assert!(done.started_at.as_deref().unwrap() < lector_store::now_text().as_str());
+        // Nothing is left for a worker, and recording twice is refused.
+        let claimed = store.claim_messages("test-worker", 100, std::time::Duration::from_secs(60)).await.unwrap();
+        assert!(claimed.is_empty(), "{claimed:?}");
+        conflict(store.record_campaign_history(&actor(), c.id, at, &[]).await);
+        assert_eq!(audit_count("campaign.history", c.id).await, 1);
+        let report = store.campaign_report(c.id).await.unwrap();
+        assert_eq!(report.failures[0].reason, "550 5.1.1 no such user");
+    }
 }
 
 mod triggers {
     use super::*;
 
     async fn enable(store: &Store, trigger: Trigger, template_id: i64, channels: &[&str]) {
-        let input = TriggerSettingInput { template_id: Some(template_id), channels: channels.iter().map(|c| c.to_string()).collect(), enabled: true };
+        let input = TriggerSettingInput {
+            template_id: Some(template_id),
+            channels: channels.iter().map(|c| c.to_string()).collect(),
+            enabled: true,
+        };
         store.set_trigger_setting(&actor(), trigger, &input).await.unwrap();
     }
 
@@ -613,7 +654,10 @@ mod triggers {
         let none = reader(&store, "T002", "T", &[("phone", "010-62751234")]).await;
         let fourth = store.enqueue_trigger(Trigger::CaseReceived, Some(none.id), None, vars.clone(), "case:4").await.unwrap();
         assert!(matches!(fourth, TriggerOutcome::Skipped(ref m) if m.en.contains("no address")), "{fourth:?}");
-        assert!(matches!(store.enqueue_trigger(Trigger::CaseReceived, Some(987_654), None, vars, "case:5").await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            store.enqueue_trigger(Trigger::CaseReceived, Some(987_654), None, vars, "case:5").await,
+            Err(StoreError::NotFound)
+        ));
         assert_eq!(queued(Trigger::CaseReceived).await.len(), 2);
     }
 
@@ -665,7 +709,12 @@ mod triggers {
                 let d = ReaderDraft {
                     expires_on: Some(expires),
                     status: Some(status.into()),
-                    contacts: vec![ContactDraft { kind: "email".into(), value: format!("{card}@pku.edu.cn"), primary: true, verified: false }],
+                    contacts: vec![ContactDraft {
+                        kind: "email".into(),
+                        value: format!("{card}@pku.edu.cn"),
+                        primary: true,
+                        verified: false,
+                    }],
                     ..draft(card, "赵六")
                 };
                 store.create_reader(&actor(), &d.parse(today()).unwrap()).await.unwrap()
@@ -733,7 +782,13 @@ mod triggers {
             .act_on_case(
                 &actor(),
                 case.id,
-                &CaseAction::Triage { outcome: TriageOutcome::Accepted, category: None, priority: Priority::Normal, duplicate_of: None, comment: None },
+                &CaseAction::Triage {
+                    outcome: TriageOutcome::Accepted,
+                    category: None,
+                    priority: Priority::Normal,
+                    duplicate_of: None,
+                    comment: None,
+                },
                 answered.version,
             )
             .await
@@ -742,20 +797,20 @@ mod triggers {
         let dept = match dept.first() {
             Some(d) => d.code.clone(),
             None => {
-                let n = lector_store::config::NamedInput { code: "ref".into(), name_zh: "参考咨询部".into(), name_en: "Reference".into() };
+                let n =
+                    lector_store::config::NamedInput { code: "ref".into(), name_zh: "参考咨询部".into(), name_en: "Reference".into() };
                 store.create_department(&actor(), &n).await.unwrap().code
             }
         };
-        for action in [
-            CaseAction::Assign { department: dept, comment: None },
-            CaseAction::Propose { solution: "发送 VPN 使用说明".into() },
-        ] {
+        for action in [CaseAction::Assign { department: dept, comment: None }, CaseAction::Propose { solution: "发送 VPN 使用说明".into() }]
+        {
             c = store.act_on_case(&actor(), case.id, &action, c.version).await.unwrap();
         }
         if c.status == lector_store::domain::case::CaseStatus::AwaitingApproval {
             c = store.act_on_case(&actor(), case.id, &CaseAction::Approve { comment: None }, c.version).await.unwrap();
         }
-        let resolved = store.act_on_case(&actor(), case.id, &CaseAction::Resolve { reply: "请使用学校 VPN。".into() }, c.version).await.unwrap();
+        let resolved =
+            store.act_on_case(&actor(), case.id, &CaseAction::Resolve { reply: "请使用学校 VPN。".into() }, c.version).await.unwrap();
         let done = vars(&format!("trigger:case_resolved:{}:v{}", case.id, resolved.version)).await.expect("resolved message queued");
         assert_eq!(done["case"]["status"], json!("已答复"), "{done}");
         assert_eq!(raw_count("SELECT COUNT(*) FROM outbox WHERE reader_id = $1", r.id).await, 3);

@@ -6,6 +6,7 @@ mod common;
 use common::{actor, draft, today};
 use lector_store::channels::{Channel, ChannelInput};
 use lector_store::domain::messaging::{ChannelKind, ChannelSettings, OutboxStatus, Purpose, SmtpSecurity};
+use lector_store::domain::reader::ContactDraft;
 use lector_store::outbox::{Failure, NewMessage, OutboxPolicy, DEFAULT_PUBLIC_URL};
 use lector_store::templates::{TemplateInput, TemplateVariant};
 use lector_store::{Store, StoreError};
@@ -237,7 +238,10 @@ mod scenario {
         };
         let make_due = || async {
             let pool = common::raw_pool().await;
-            sqlx::query("UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00.000Z' WHERE status = 'pending'").execute(&pool).await.unwrap();
+            sqlx::query("UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00.000Z' WHERE status = 'pending'")
+                .execute(&pool)
+                .await
+                .unwrap();
             pool.close().await;
         };
         let mut waits = Vec::new();
@@ -366,6 +370,12 @@ mod scenario {
         let claimed = store.claim_messages("w", 10, Duration::from_secs(60)).await.unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!((claimed[0].id, claimed[0].campaign_id), (id, Some(campaign)));
+        // What the worker reads about the campaign: its name and quiet hours, in one query.
+        let found = store.message_campaigns(&[campaign, 999_999]).await.unwrap();
+        assert_eq!((found.len(), found[&campaign].name.as_str(), found[&campaign].quiet_start.as_deref()), (1, "c", None));
+        sqlx::query("UPDATE campaigns SET quiet_start = '22:00', quiet_end = '08:00'").execute(&pool).await.unwrap();
+        let found = store.message_campaigns(&[campaign]).await.unwrap();
+        assert_eq!((found[&campaign].quiet_start.as_deref(), found[&campaign].quiet_end.as_deref()), (Some("22:00"), Some("08:00")));
         pool.close().await;
     }
 
@@ -485,6 +495,10 @@ mod scenario {
         let mut d = draft("2025001", "王芳");
         d.affiliation = Some("历史学系".into());
         d.expires_on = Some("2027-07-01".into());
+        d.contacts = vec![
+            ContactDraft { kind: "mobile".into(), value: "13800138000".into(), ..Default::default() },
+            ContactDraft { kind: "email".into(), value: "wf@example.edu.cn".into(), ..Default::default() },
+        ];
         let a = store.create_reader(&actor(), &d.parse(today()).unwrap()).await.unwrap();
         let b = store.create_reader(&actor(), &draft("2025002", "李雷").parse(today()).unwrap()).await.unwrap();
         let pool = common::raw_pool().await;
@@ -496,6 +510,8 @@ mod scenario {
         assert_eq!((ra.card_no.as_str(), ra.name.as_str(), ra.lang.as_str()), ("2025001", "王芳", "zh"));
         assert_eq!((ra.affiliation.as_deref(), ra.expires_on.as_deref()), (Some("历史学系"), Some("2027-07-01")));
         assert_eq!(ra.category_zh, "本科生");
+        assert_eq!((ra.email.as_deref(), ra.mobile.as_deref()), (Some("wf@example.edu.cn"), Some("13800138000")));
+        assert_eq!((found[&b.id].email.as_deref(), found[&b.id].mobile.as_deref()), (None, None));
         assert_eq!(found[&b.id].lang, "en");
         assert!(store.message_readers(&[]).await.unwrap().is_empty());
     }

@@ -52,8 +52,14 @@ async fn roles_reach_only_what_they_may() {
     let (cid, tid) = (channel["id"].as_i64().unwrap(), template["id"].as_i64().unwrap());
 
     // Channels and settings: administrators only. Templates: administrators and librarians.
-    let channel_pages = ["/messaging/channels".to_string(), "/messaging/channels/new?kind=sms".into(), format!("/messaging/channels/{cid}"), "/messaging/settings".into()];
-    let template_pages = ["/messaging/templates".to_string(), format!("/messaging/templates/{tid}"), format!("/messaging/templates/{tid}/preview")];
+    let channel_pages = [
+        "/messaging/channels".to_string(),
+        "/messaging/channels/new?kind=sms".into(),
+        format!("/messaging/channels/{cid}"),
+        "/messaging/settings".into(),
+    ];
+    let template_pages =
+        ["/messaging/templates".to_string(), format!("/messaging/templates/{tid}"), format!("/messaging/templates/{tid}/preview")];
     for role in Role::ALL {
         let (cookie, _) = app.session(role).await;
         for path in &channel_pages {
@@ -178,7 +184,13 @@ async fn a_template_error_names_the_line() {
     let msg = err["error"]["fields"][0]["message"].as_str().unwrap().to_string();
     assert!(msg.contains("line 2") && msg.contains("nmae"), "{msg}");
     // An unknown kind or purpose is named as well.
-    let (s, err) = app.post_json(token, "/api/v1/templates", &json!({"code": "x", "name": "x", "purpose": "spam", "variants": [{"channel_kind": "fax", "lang": "zh", "body_text": "x"}]})).await;
+    let (s, err) = app
+        .post_json(
+            token,
+            "/api/v1/templates",
+            &json!({"code": "x", "name": "x", "purpose": "spam", "variants": [{"channel_kind": "fax", "lang": "zh", "body_text": "x"}]}),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let fields: Vec<&str> = err["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
     assert_eq!(fields, vec!["purpose", "variants[0].channel_kind"]);
@@ -193,7 +205,14 @@ async fn a_template_error_names_the_line() {
         .post_form(
             &cookie,
             &format!("/messaging/templates/{id}/variants"),
-            &form(&[("csrf", &csrf), ("version", "1"), ("channel_kind", "email"), ("lang", "en"), ("subject", "Hello"), ("body_text", "Dear reader,\n{{ reader.name }\nbye")]),
+            &form(&[
+                ("csrf", &csrf),
+                ("version", "1"),
+                ("channel_kind", "email"),
+                ("lang", "en"),
+                ("subject", "Hello"),
+                ("body_text", "Dear reader,\n{{ reader.name }\nbye"),
+            ]),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -206,7 +225,14 @@ async fn a_template_error_names_the_line() {
         .post_form(
             &cookie,
             &format!("/messaging/templates/{id}/variants"),
-            &form(&[("csrf", &csrf), ("version", "1"), ("channel_kind", "email"), ("lang", "en"), ("subject", "Hello {{ reader.name }}"), ("body_text", "Dear {{ reader.name }}")]),
+            &form(&[
+                ("csrf", &csrf),
+                ("version", "1"),
+                ("channel_kind", "email"),
+                ("lang", "en"),
+                ("subject", "Hello {{ reader.name }}"),
+                ("body_text", "Dear {{ reader.name }}"),
+            ]),
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
@@ -214,7 +240,11 @@ async fn a_template_error_names_the_line() {
     assert_eq!(t.variants.len(), 3);
     // Deleting a variant.
     let r = app
-        .post_form(&cookie, &format!("/messaging/templates/{id}/variants/delete"), &form(&[("csrf", &csrf), ("version", "2"), ("channel_kind", "sms"), ("lang", "zh")]))
+        .post_form(
+            &cookie,
+            &format!("/messaging/templates/{id}/variants/delete"),
+            &form(&[("csrf", &csrf), ("version", "2"), ("channel_kind", "sms"), ("lang", "zh")]),
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(app.store.template(id).await.unwrap().variants.len(), 2);
@@ -230,16 +260,20 @@ async fn preview_renders_for_a_reader_with_the_html_sandboxed() {
     let (_, created) = app.post_json(token, "/api/v1/templates", &notice_template()).await;
     let id = created["id"].as_i64().unwrap();
 
-    let (s, p) = app.post_json(token, &format!("/api/v1/templates/{id}/preview"), &json!({"card_no": "2025001", "channel_kind": "email"})).await;
+    let (s, p) =
+        app.post_json(token, &format!("/api/v1/templates/{id}/preview"), &json!({"card_no": "2025001", "channel_kind": "email"})).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["subject"], "王<芳>，您好");
     assert!(p["text"].as_str().unwrap().contains("2027-07-01"), "{p}");
     assert_eq!(p["html"], "<p>王&lt;芳&gt;：您的读者证将于 <b>2027-07-01</b> 到期。</p>", "the reader's text is escaped in HTML");
     assert_eq!(p["reader"], "王<芳>");
     // English falls back to the Chinese variant; unknown readers and kinds are named.
-    let (s, p) = app.post_json(token, &format!("/api/v1/templates/{id}/preview"), &json!({"card_no": "2025001", "channel_kind": "sms", "lang": "en"})).await;
+    let (s, p) = app
+        .post_json(token, &format!("/api/v1/templates/{id}/preview"), &json!({"card_no": "2025001", "channel_kind": "sms", "lang": "en"}))
+        .await;
     assert_eq!((s, p["text"].as_str()), (StatusCode::OK, Some("【图书馆】王<芳>，读者证即将到期")));
-    let (s, e) = app.post_json(token, &format!("/api/v1/templates/{id}/preview"), &json!({"card_no": "nobody", "channel_kind": "email"})).await;
+    let (s, e) =
+        app.post_json(token, &format!("/api/v1/templates/{id}/preview"), &json!({"card_no": "nobody", "channel_kind": "email"})).await;
     assert_eq!((s, e["error"]["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("card_no")));
     let (s, e) = app.post_json(token, &format!("/api/v1/templates/{id}/preview"), &json!({"channel_kind": "wecom"})).await;
     assert_eq!((s, e["error"]["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("channel_kind")));
@@ -269,23 +303,31 @@ async fn a_test_send_reports_what_really_happened() {
     let id = created["id"].as_i64().unwrap();
     let (cookie, csrf) = app.session(Role::Admin).await;
 
-    let r = app.post_form(&cookie, &format!("/messaging/channels/{id}/test"), &form(&[("csrf", &csrf), ("address", "me@example.edu.cn")])).await;
+    let r = app
+        .post_form(&cookie, &format!("/messaging/channels/{id}/test"), &form(&[("csrf", &csrf), ("address", "me@example.edu.cn")]))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains("id=\"test-ok\""), "{}", r.text());
     assert!(sink.wait_for(1, Duration::from_secs(10)).await);
     assert_eq!(sink.messages()[0].rcpt_to, vec!["me@example.edu.cn".to_string()]);
     // The server's refusal is shown as it is.
-    let r = app.post_form(&cookie, &format!("/messaging/channels/{id}/test"), &form(&[("csrf", &csrf), ("address", "gone@example.edu.cn")])).await;
+    let r = app
+        .post_form(&cookie, &format!("/messaging/channels/{id}/test"), &form(&[("csrf", &csrf), ("address", "gone@example.edu.cn")]))
+        .await;
     let page = r.text();
     assert!(page.contains("id=\"test-error\"") && page.contains("550"), "{page}");
     // Not an address: 422 naming it. Over the API the same.
-    let r = app.post_form(&cookie, &format!("/messaging/channels/{id}/test"), &form(&[("csrf", &csrf), ("address", "not-an-address")])).await;
+    let r =
+        app.post_form(&cookie, &format!("/messaging/channels/{id}/test"), &form(&[("csrf", &csrf), ("address", "not-an-address")])).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, body) = app.post_json(app.token(Role::Admin), &format!("/api/v1/channels/{id}/test"), &json!({"address": "api@example.edu.cn"})).await;
+    let (s, body) =
+        app.post_json(app.token(Role::Admin), &format!("/api/v1/channels/{id}/test"), &json!({"address": "api@example.edu.cn"})).await;
     assert_eq!((s, body["sent"].as_bool()), (StatusCode::OK, Some(true)), "{body}");
     // An unreachable server is a clear failure, not a crash.
     let dead = create_channel(&app, &email_body("dead", 1, None)).await;
-    let (s, body) = app.post_json(app.token(Role::Admin), &format!("/api/v1/channels/{}/test", dead["id"]), &json!({"address": "a@example.edu.cn"})).await;
+    let (s, body) = app
+        .post_json(app.token(Role::Admin), &format!("/api/v1/channels/{}/test", dead["id"]), &json!({"address": "a@example.edu.cn"}))
+        .await;
     assert_eq!((s, body["sent"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
     assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
     assert_eq!(sink.count(), 2);
@@ -322,7 +364,8 @@ async fn forged_forms_are_refused_and_settings_are_kept() {
     // The public address: a bad one is refused with the reason; a good one kept without the slash.
     let r = app.post_form(&cookie, "/messaging/settings", &form(&[("csrf", &csrf), ("public_url", "lector.example.edu.cn")])).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = app.post_form(&cookie, "/messaging/settings", &form(&[("csrf", &csrf), ("public_url", "https://lector.example.edu.cn/")])).await;
+    let r =
+        app.post_form(&cookie, "/messaging/settings", &form(&[("csrf", &csrf), ("public_url", "https://lector.example.edu.cn/")])).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(app.store.public_url().await.unwrap(), "https://lector.example.edu.cn");
     let page = app.get_page(Some(&cookie), "/messaging/settings").await.text();
@@ -336,7 +379,14 @@ async fn forged_forms_are_refused_and_settings_are_kept() {
 #[tokio::test]
 async fn the_api_documents_its_routes() {
     let doc: Value = serde_json::from_str(lector_web::api::openapi_document()).unwrap();
-    for path in ["/api/v1/channels", "/api/v1/channels/{id}", "/api/v1/channels/{id}/test", "/api/v1/templates", "/api/v1/templates/{id}", "/api/v1/templates/{id}/preview"] {
+    for path in [
+        "/api/v1/channels",
+        "/api/v1/channels/{id}",
+        "/api/v1/channels/{id}/test",
+        "/api/v1/templates",
+        "/api/v1/templates/{id}",
+        "/api/v1/templates/{id}/preview",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} is not documented");
     }
     assert!(doc["components"]["schemas"]["ChannelBody"]["properties"]["has_secret"].is_object());

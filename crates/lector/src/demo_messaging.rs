@@ -201,7 +201,12 @@ async fn channels(store: &Store, actor: &Actor) -> anyhow::Result<()> {
             json!({"kind": "sms", "url": "https://sms.example.edu.cn/api/send", "mobile_field": "mobile", "text_field": "content"}),
             false,
         ),
-        ("wecom", "企业微信群机器人（示例）", json!({"kind": "wecom", "url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=EXAMPLE-KEY"}), false),
+        (
+            "wecom",
+            "企业微信群机器人（示例）",
+            json!({"kind": "wecom", "url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=EXAMPLE-KEY"}),
+            false,
+        ),
     ];
     for (code, name, settings, enabled) in specs {
         let input = ChannelInput {
@@ -231,7 +236,13 @@ async fn templates(store: &Store, actor: &Actor) -> anyhow::Result<Vec<(&'static
                 body_html: Some((*html).into()),
             });
             for kind in [ChannelKind::Sms, ChannelKind::Wecom] {
-                variants.push(TemplateVariant { channel_kind: kind, lang: (*lang).into(), subject: String::new(), body_text: (*short).into(), body_html: None });
+                variants.push(TemplateVariant {
+                    channel_kind: kind,
+                    lang: (*lang).into(),
+                    subject: String::new(),
+                    body_text: (*short).into(),
+                    body_html: None,
+                });
             }
         }
         let input = TemplateInput { code: (*code).into(), name: (*name).into(), purpose: *purpose, variants };
@@ -283,7 +294,8 @@ async fn consents(store: &Store, actor: &Actor) -> anyhow::Result<()> {
         for r in &readers.items {
             seen += 1;
             let mut changes = Vec::new();
-            let grant = |changes: &mut Vec<ConsentChange>, purpose, channel, granted| changes.push(ConsentChange { purpose, channel, granted });
+            let grant =
+                |changes: &mut Vec<ConsentChange>, purpose, channel, granted| changes.push(ConsentChange { purpose, channel, granted });
             if rng.gen_bool(0.4) {
                 grant(&mut changes, Purpose::News, ChannelKind::Email, true);
                 if rng.gen_bool(0.3) {
@@ -349,7 +361,8 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
     let templates = templates(store, &actor).await?;
     let template = |code: &str| templates.iter().find(|(c, _)| *c == code).map(|(_, id)| *id).expect("a demo template");
     for (trigger, code, enabled) in TRIGGERS {
-        let input = TriggerSettingInput { template_id: Some(template(code)), channels: vec!["email".into(), "sms".into()], enabled: *enabled };
+        let input =
+            TriggerSettingInput { template_id: Some(template(code)), channels: vec!["email".into(), "sms".into()], enabled: *enabled };
         store.set_trigger_setting(&actor, *trigger, &input).await.with_context(|| format!("setting trigger {}", trigger.code()))?;
     }
     let [graduates, _expiring, volunteers] = segments(store, &actor).await?;

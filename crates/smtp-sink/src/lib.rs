@@ -373,9 +373,16 @@ async fn session(io: Box<dyn Io>, tls: bool, greet: bool, shared: &Shared) -> io
                             };
                             shared.messages.lock().expect("sink lock").push(received);
                         }
+                        // The reply leaves before the message counts, so whoever waits for the
+                        // count (a test, `--exit-after`) never cuts the sender off before it.
+                        let replied = async {
+                            conn.get_mut().write_all(b"250 2.0.0 Ok: queued\r\n").await?;
+                            conn.get_mut().flush().await
+                        }
+                        .await;
                         shared.count.fetch_add(1, Ordering::SeqCst);
                         shared.arrived.notify_waiters();
-                        out.extend_from_slice(b"250 2.0.0 Ok: queued\r\n");
+                        replied?;
                     }
                     None => {
                         env = Envelope::default();

@@ -3,7 +3,7 @@
 //! with it, the final `.` of every message waits ~40 ms for a delayed ACK — and it puts no
 //! timeout on commands, so a stalled server would hang a worker task for good.
 
-use super::{footer_lines, tls, Outgoing, Secret, SendError, TIMEOUT};
+use super::{footer_lines, tls, Outgoing, Secret, SendError};
 use lector_domain::messaging::{ChannelSettings, SmtpSecurity};
 use lector_domain::Msg;
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -51,10 +51,12 @@ struct Server {
     credentials: Option<Credentials>,
     hello: ClientId,
     secret: Option<Secret>,
+    /// For connecting (through AUTH) and for each message's transaction.
+    timeout: Duration,
 }
 
 impl EmailSender {
-    pub(super) fn new(settings: &ChannelSettings, secret: Option<Secret>) -> Result<EmailSender, Msg> {
+    pub(super) fn new(settings: &ChannelSettings, secret: Option<Secret>, timeout: Duration) -> Result<EmailSender, Msg> {
         let ChannelSettings::Email { host, port, security, username, from_address, from_name, qq_mailbox, accept_invalid_certs } = settings
         else {
             unreachable!("EmailSender built from email settings only")
@@ -88,6 +90,7 @@ impl EmailSender {
             credentials,
             hello: ClientId::Domain(address.domain().to_owned()),
             secret,
+            timeout,
         };
         Ok(EmailSender { server, from, qq_mailbox: *qq_mailbox, idle: Mutex::new(Vec::new()), slots: Semaphore::new(POOL_SIZE) })
     }
@@ -101,18 +104,17 @@ impl EmailSender {
             Some(conn) => conn,
             None => self.server.connect().await?,
         };
-        match tokio::time::timeout(TIMEOUT, conn.send(&envelope, &bytes)).await {
+        match tokio::time::timeout(self.server.timeout, conn.send(&envelope, &bytes)).await {
             Ok(Ok(_)) => {
                 self.idle.lock().expect("pool lock").push((conn, Instant::now()));
                 Ok(())
             }
             // Lettre has already closed a connection that failed.
             Ok(Err(e)) => Err(self.server.classify(&e)),
-            Err(_) => Err(SendError::Transient(format!(
-                "SMTP 服务器 {} 秒内未应答 (the SMTP server did not answer within {} s)",
-                TIMEOUT.as_secs(),
-                TIMEOUT.as_secs()
-            ))),
+            Err(_) => {
+                let t = self.server.timeout;
+                Err(SendError::Transient(format!("SMTP 服务器 {t:?} 内未应答 (the SMTP server did not answer within {t:?})")))
+            }
         }
     }
 
@@ -124,7 +126,7 @@ impl EmailSender {
             if idle > MAX_IDLE || conn.has_broken() {
                 continue;
             }
-            if idle < CHECK_AFTER || matches!(tokio::time::timeout(TIMEOUT, conn.test_connected()).await, Ok(true)) {
+            if idle < CHECK_AFTER || matches!(tokio::time::timeout(self.server.timeout, conn.test_connected()).await, Ok(true)) {
                 return Some(conn);
             }
         }
@@ -180,12 +182,12 @@ impl Server {
     /// A new connection: TCP without Nagle's delay, TLS when asked, greeting, EHLO, STARTTLS,
     /// AUTH — all within the timeout.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        match tokio::time::timeout(TIMEOUT, self.open()).await {
+        match tokio::time::timeout(self.timeout, self.open()).await {
             Ok(result) => result,
-            Err(_) => Err(SendError::Transient(format!(
-                "连接 SMTP 服务器超时 (connecting to the SMTP server timed out after {} s)",
-                TIMEOUT.as_secs()
-            ))),
+            Err(_) => {
+                let t = self.timeout;
+                Err(SendError::Transient(format!("连接 SMTP 服务器超时（{t:?}） (connecting to the SMTP server timed out after {t:?})")))
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! The HTTP channels: SMS gateway, WeCom and DingTalk group robots, QQ bot relay, generic
 //! webhook. One reqwest client per channel, rustls with the system's root certificates.
 
-use super::{footer_lines, tls, Outgoing, Secret, SendError, TIMEOUT};
+use super::{footer_lines, tls, Outgoing, Secret, SendError};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use lector_domain::messaging::{ChannelKind, ChannelSettings};
@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::fmt;
+use std::time::Duration;
 
 /// WeCom: the robot sends more than 20 messages a minute.
 const WECOM_RATE_LIMITED: i64 = 45009;
@@ -28,7 +29,7 @@ pub(super) struct HttpSender {
 type HmacSha256 = Hmac<Sha256>;
 
 impl HttpSender {
-    pub(super) fn new(settings: &ChannelSettings, secret: Option<Secret>) -> Result<HttpSender, Msg> {
+    pub(super) fn new(settings: &ChannelSettings, secret: Option<Secret>, timeout: Duration) -> Result<HttpSender, Msg> {
         let (url, fields) = match settings {
             ChannelSettings::Sms { url, mobile_field, text_field } => {
                 (url, Some((mobile_field.trim().to_owned(), text_field.trim().to_owned())))
@@ -43,9 +44,12 @@ impl HttpSender {
             .map_err(|e| Msg::new(format!("网址“{url}”无效：{e}"), format!("the URL '{url}' is not valid: {e}")))?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(rustls::ClientConfig::clone(&tls::client_config(false)))
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
+            .timeout(timeout)
+            .connect_timeout(timeout)
             .user_agent(concat!("Lector/", env!("CARGO_PKG_VERSION")))
+            // A redirect is a misconfigured URL (answered as a 3xx, final), and following it
+            // would replay the token and body to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Msg::new(format!("无法创建 HTTP 客户端：{e}"), format!("cannot create the HTTP client: {e}")))?;
         Ok(HttpSender { kind: settings.kind(), url, fields, secret, client })

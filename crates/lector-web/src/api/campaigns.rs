@@ -144,8 +144,14 @@ pub struct CampaignBody {
 impl From<Campaign> for CampaignBody {
     fn from(c: Campaign) -> Self {
         let p = &c.progress;
-        let progress =
-            ProgressBody { pending: p.pending, sending: p.sending, sent: p.sent, failed: p.failed, cancelled: p.cancelled, percent: p.percent() };
+        let progress = ProgressBody {
+            pending: p.pending,
+            sending: p.sending,
+            sent: p.sent,
+            failed: p.failed,
+            cancelled: p.cancelled,
+            percent: p.percent(),
+        };
         CampaignBody {
             id: c.id,
             name: c.name,

@@ -141,13 +141,16 @@ fn parse_changes(body: &ConsentUpdateBody) -> Result<Vec<ConsentChange>, FieldEr
         let channel = exact(ChannelKind::ALL, ChannelKind::code, &c.channel);
         if purpose.is_none() {
             errs.push(
-                &format!("changes[{i}].purpose"),
-                Msg::new(format!("未知用途“{}”，可选：service、news、survey", c.purpose), format!("unknown purpose '{}'; use service, news or survey", c.purpose)),
+                format!("changes[{i}].purpose"),
+                Msg::new(
+                    format!("未知用途“{}”，可选：service、news、survey", c.purpose),
+                    format!("unknown purpose '{}'; use service, news or survey", c.purpose),
+                ),
             );
         }
         if channel.is_none() {
             errs.push(
-                &format!("changes[{i}].channel"),
+                format!("changes[{i}].channel"),
                 Msg::new(
                     format!("未知渠道“{}”，可选：email、sms、wecom、dingtalk、qq、webhook", c.channel),
                     format!("unknown channel '{}'; use email, sms, wecom, dingtalk, qq or webhook", c.channel),

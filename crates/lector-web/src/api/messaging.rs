@@ -140,7 +140,9 @@ pub async fn test_send(store: &Store, id: i64, address: &str, from: &str) -> Res
     let (channel, secret) = store.channel_for_sending(id).await?;
     let address = match channel.kind.address_kind() {
         Some(kind) => kind.parse_value(address),
-        None => Some(address.trim()).filter(|a| !a.is_empty()).map(str::to_string).ok_or_else(|| Msg::new("请填写接收方", "enter a recipient")),
+        None => {
+            Some(address.trim()).filter(|a| !a.is_empty()).map(str::to_string).ok_or_else(|| Msg::new("请填写接收方", "enter a recipient"))
+        }
     };
     let address = address.map_err(|m| {
         let mut f = FieldErrors::default();
@@ -293,7 +295,13 @@ pub struct VariantBody {
 
 impl From<TemplateVariant> for VariantBody {
     fn from(v: TemplateVariant) -> Self {
-        VariantBody { channel_kind: v.channel_kind.code().into(), lang: v.lang, subject: v.subject, body_text: v.body_text, body_html: v.body_html }
+        VariantBody {
+            channel_kind: v.channel_kind.code().into(),
+            lang: v.lang,
+            subject: v.subject,
+            body_text: v.body_text,
+            body_html: v.body_html,
+        }
     }
 }
 
@@ -350,7 +358,13 @@ impl TemplateRequest {
         let mut variants = Vec::new();
         for (i, v) in self.variants.into_iter().enumerate() {
             if let Some(kind) = errs.take(&format!("variants[{i}].channel_kind"), ChannelKind::parse(&v.channel_kind)) {
-                variants.push(TemplateVariant { channel_kind: kind, lang: v.lang, subject: v.subject, body_text: v.body_text, body_html: v.body_html });
+                variants.push(TemplateVariant {
+                    channel_kind: kind,
+                    lang: v.lang,
+                    subject: v.subject,
+                    body_text: v.body_text,
+                    body_html: v.body_html,
+                });
             }
         }
         errs.finish(|| ()).map_err(AppError::Invalid)?;
@@ -415,7 +429,11 @@ pub async fn list_channels(State(state): State<AppState>, user: ApiUser) -> Resu
         (status = 422, description = "A bad field, named in `fields`", body = ErrorBody),
     )
 )]
-pub async fn create_channel(State(state): State<AppState>, user: ApiUser, req: Request) -> Result<(StatusCode, Json<ChannelBody>), AppError> {
+pub async fn create_channel(
+    State(state): State<AppState>,
+    user: ApiUser,
+    req: Request,
+) -> Result<(StatusCode, Json<ChannelBody>), AppError> {
     user.require(Permission::ChannelsConfigure)?;
     let ApiJson(body) = ApiJson::<ChannelRequest>::from_request(req, &state).await?;
     let c = state.store.create_channel(&user.actor(), &body.input()).await?;
@@ -530,7 +548,11 @@ pub async fn list_templates(State(state): State<AppState>, user: ApiUser) -> Res
         (status = 422, description = "A bad field or a template error, named in `fields` (variant, part and line)", body = ErrorBody),
     )
 )]
-pub async fn create_template(State(state): State<AppState>, user: ApiUser, req: Request) -> Result<(StatusCode, Json<TemplateBody>), AppError> {
+pub async fn create_template(
+    State(state): State<AppState>,
+    user: ApiUser,
+    req: Request,
+) -> Result<(StatusCode, Json<TemplateBody>), AppError> {
     user.require(Permission::CampaignsManage)?;
     let ApiJson(body) = ApiJson::<TemplateRequest>::from_request(req, &state).await?;
     let (input, _) = body.input()?;

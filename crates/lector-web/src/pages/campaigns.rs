@@ -28,6 +28,7 @@ use lector_messaging::worker::{library_name, message_vars, to_variant, Links};
 use lector_store::audit::Change;
 use lector_store::campaigns::{Audience, Campaign, FailureCount, Recipient};
 use lector_store::channels::Channel;
+use lector_store::readers::ReaderSort;
 use lector_store::segments::MemberQuery;
 use lector_store::triggers::TriggerSettingInput;
 use lector_store::{Page, StoreError};
@@ -180,9 +181,15 @@ async fn list(State(state): State<AppState>, staff: Staff, Query(p): Query<ListP
     let page = state.store.campaigns(status, p.page.unwrap_or(1), 25).await.map_err(store_err(l))?;
     let code = status.map(|s| s.code()).unwrap_or("");
     let link = |n: i64| format!("/campaigns?status={code}&page={n}");
-    let mut filters = vec![Tab { href: "/campaigns".into(), label: l.pick("全部", "All").into(), id: "filter-all", active: status.is_none() }];
+    let mut filters =
+        vec![Tab { href: "/campaigns".into(), label: l.pick("全部", "All").into(), id: "filter-all", active: status.is_none() }];
     for s in CampaignStatus::ALL {
-        filters.push(Tab { href: format!("/campaigns?status={}", s.code()), label: l.msg(&s.label()), id: "filter", active: status == Some(*s) });
+        filters.push(Tab {
+            href: format!("/campaigns?status={}", s.code()),
+            label: l.msg(&s.label()),
+            id: "filter",
+            active: status == Some(*s),
+        });
     }
     let view = ListPage {
         ctx: page_ctx(&staff, "/campaigns", p.flash.as_deref()),
@@ -350,7 +357,8 @@ async fn form_page(
     let segments = store.segments().await.map_err(&err)?;
     let templates = store.templates().await.map_err(&err)?;
     let channels = store.channels().await.map_err(&err)?;
-    let mut seg_opts = vec![Opt { value: String::new(), label: l.pick("（请选择）", "(choose)").into(), selected: v.segment_id.is_none() }];
+    let mut seg_opts =
+        vec![Opt { value: String::new(), label: l.pick("（请选择）", "(choose)").into(), selected: v.segment_id.is_none() }];
     seg_opts.extend(segments.iter().map(|s| Opt {
         value: s.segment.id.to_string(),
         label: match s.members {
@@ -359,13 +367,15 @@ async fn form_page(
         },
         selected: v.segment_id == Some(s.segment.id),
     }));
-    let mut tpl_opts = vec![Opt { value: String::new(), label: l.pick("（请选择）", "(choose)").into(), selected: v.template_id.is_none() }];
+    let mut tpl_opts =
+        vec![Opt { value: String::new(), label: l.pick("（请选择）", "(choose)").into(), selected: v.template_id.is_none() }];
     tpl_opts.extend(templates.iter().map(|t| Opt {
         value: t.id.to_string(),
         label: format!("{} · {}", t.name, l.msg(&t.purpose.label())),
         selected: v.template_id == Some(t.id),
     }));
-    let mut purposes = vec![Opt { value: String::new(), label: l.pick("（同模板）", "(the template's)").into(), selected: v.purpose.is_empty() }];
+    let mut purposes =
+        vec![Opt { value: String::new(), label: l.pick("（同模板）", "(the template's)").into(), selected: v.purpose.is_empty() }];
     purposes.extend(Purpose::ALL.iter().map(|p| Opt { value: p.code().into(), label: l.msg(&p.label()), selected: v.purpose == p.code() }));
     let (mut audience, mut audience_error) = (None, None);
     if let Some(c) = campaign.as_ref().filter(|c| c.status.is_editable()) {
@@ -392,7 +402,11 @@ async fn form_page(
     }
     let campaign_channels: Vec<Channel> = channels.iter().filter(|c| v.channels.contains(&c.code)).cloned().collect();
     let preferred = if test.channel.is_empty() {
-        campaign_channels.iter().find(|c| c.kind == lector_domain::messaging::ChannelKind::Email).or(campaign_channels.first()).map(|c| c.code.clone())
+        campaign_channels
+            .iter()
+            .find(|c| c.kind == lector_domain::messaging::ChannelKind::Email)
+            .or(campaign_channels.first())
+            .map(|c| c.code.clone())
     } else {
         Some(test.channel.clone())
     };
@@ -424,7 +438,13 @@ async fn new_form(State(state): State<AppState>, staff: Staff) -> Result<Respons
 }
 
 /// The form again with its errors, answered 422.
-async fn invalid(state: &AppState, staff: &Staff, campaign: Option<Campaign>, v: Values, errors: FieldErrors) -> Result<Response, PageError> {
+async fn invalid(
+    state: &AppState,
+    staff: &Staff,
+    campaign: Option<Campaign>,
+    v: Values,
+    errors: FieldErrors,
+) -> Result<Response, PageError> {
     let page = form_page(state, staff, campaign, v, errors, TestForm::default()).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
 }
@@ -452,7 +472,12 @@ struct DetailParams {
 }
 
 /// A draft or scheduled campaign opens in its form; one that started shows its report.
-async fn detail(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Query(q): Query<DetailParams>) -> Result<Response, PageError> {
+async fn detail(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Query(q): Query<DetailParams>,
+) -> Result<Response, PageError> {
     staff.require(Permission::CampaignsManage)?;
     let l = staff.lang;
     let id = path_id(&raw, l)?;
@@ -501,15 +526,21 @@ struct TestPost {
 }
 
 /// Renders the campaign for one reader (the card number given, else the segment's first
-/// member) and sends it to the address typed, now, on the chosen channel; the page shows what
+/// member by card number) and sends it to the address typed, now, on the chosen channel; the page shows what
 /// the channel answered. Audited as `campaign.test`.
-async fn send_test(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<TestPost>) -> Result<Response, PageError> {
+async fn send_test(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Form(f): Form<TestPost>,
+) -> Result<Response, PageError> {
     staff.require(Permission::CampaignsManage)?;
     staff.check_csrf(f.csrf.as_deref())?;
     let l = staff.lang;
     let id = path_id(&raw, l)?;
     let c = state.store.campaign(id).await.map_err(store_err(l))?;
-    let mut test = TestForm { address: f.address.trim().into(), channel: f.channel.trim().into(), card_no: f.card_no.trim().into(), result: None };
+    let mut test =
+        TestForm { address: f.address.trim().into(), channel: f.channel.trim().into(), card_no: f.card_no.trim().into(), result: None };
     let outcome = test_message(&state, &staff, &c, &test).await.map_err(store_err(l))?;
     let ok = outcome.is_ok();
     let text = match outcome {
@@ -543,16 +574,24 @@ async fn test_message(state: &AppState, staff: &Staff, c: &Campaign, t: &TestFor
     }
     let channel = store.channel_by_code(&t.channel).await?;
     let reader = if t.card_no.is_empty() {
-        let q = MemberQuery { page: 1, per_page: 1, ..Default::default() };
+        let q = MemberQuery { sort: Some(ReaderSort::CardNo), page: 1, per_page: 1, ..Default::default() };
         match store.segment_members(c.segment_id, &q).await?.items.first() {
             Some(m) => m.reader.id,
-            None => return Ok(Err(Msg::new("读者分组没有成员；请填写一个读者证号来预览", "the segment has no members; give a card number to render with"))),
+            None => {
+                return Ok(Err(Msg::new(
+                    "读者分组没有成员；请填写一个读者证号来预览",
+                    "the segment has no members; give a card number to render with",
+                )))
+            }
         }
     } else {
         match store.reader_by_card(&t.card_no).await {
             Ok(r) => r.id,
             Err(StoreError::NotFound) => {
-                return Ok(Err(Msg::new(format!("没有读者证号为“{}”的读者", t.card_no), format!("no reader has card number '{}'", t.card_no))))
+                return Ok(Err(Msg::new(
+                    format!("没有读者证号为“{}”的读者", t.card_no),
+                    format!("no reader has card number '{}'", t.card_no),
+                )))
             }
             Err(e) => return Err(e),
         }
@@ -594,7 +633,12 @@ async fn test_message(state: &AppState, staff: &Staff, c: &Campaign, t: &TestFor
     Ok(match sender.send(&msg).await {
         Ok(()) => Ok(Msg::new(
             format!("测试消息已由“{}”发送到 {}（按读者 {} 生成）", channel.name, t.address, r.map(|r| r.card_no.as_str()).unwrap_or("")),
-            format!("the test left on '{}' for {} (rendered for reader {})", channel.name, t.address, r.map(|r| r.card_no.as_str()).unwrap_or("")),
+            format!(
+                "the test left on '{}' for {} (rendered for reader {})",
+                channel.name,
+                t.address,
+                r.map(|r| r.card_no.as_str()).unwrap_or("")
+            ),
         )),
         Err(e) => Err(Msg::new(format!("发送失败：{}", e.reason()), format!("not sent: {}", e.reason()))),
     })
@@ -613,27 +657,57 @@ where
     Ok(see_other(&format!("/campaigns/{id}?flash={flash}")))
 }
 
-async fn start(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn start(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     button(state, staff, raw, f, "started", |s, a, id| async move { s.start_campaign(&a, id).await }).await
 }
 
-async fn schedule(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn schedule(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     button(state, staff, raw, f, "scheduled", |s, a, id| async move { s.schedule_campaign(&a, id).await }).await
 }
 
-async fn pause(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn pause(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     button(state, staff, raw, f, "paused", |s, a, id| async move { s.pause_campaign(&a, id).await }).await
 }
 
-async fn resume(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn resume(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     button(state, staff, raw, f, "resumed", |s, a, id| async move { s.resume_campaign(&a, id).await }).await
 }
 
-async fn cancel(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn cancel(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     button(state, staff, raw, f, "cancelled", |s, a, id| async move { s.cancel_campaign(&a, id).await }).await
 }
 
-async fn delete(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn delete(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::CampaignsManage)?;
     staff.check_csrf(f.csrf.as_deref())?;
     let id = path_id(&raw, staff.lang)?;
@@ -702,7 +776,12 @@ struct ReportPage {
     can_cancel: bool,
 }
 
-async fn report(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Query(q): Query<DetailParams>) -> Result<Response, PageError> {
+async fn report(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Query(q): Query<DetailParams>,
+) -> Result<Response, PageError> {
     staff.require(Permission::CampaignsManage)?;
     let l = staff.lang;
     let id = path_id(&raw, l)?;
@@ -719,9 +798,15 @@ async fn report_page(state: &AppState, staff: &Staff, c: Campaign, q: DetailPara
     let base = format!("/campaigns/{}/report", c.id);
     let code = status.map(|s| s.code()).unwrap_or("");
     let link = |n: i64| format!("{base}?status={code}&page={n}");
-    let mut filters = vec![Tab { href: base.clone(), label: l.pick("全部", "All").into(), id: "recipients-all", active: status.is_none() }];
+    let mut filters =
+        vec![Tab { href: base.clone(), label: l.pick("全部", "All").into(), id: "recipients-all", active: status.is_none() }];
     for s in OutboxStatus::ALL {
-        filters.push(Tab { href: format!("{base}?status={}", s.code()), label: l.msg(&s.label()), id: "recipients-filter", active: status == Some(*s) });
+        filters.push(Tab {
+            href: format!("{base}?status={}", s.code()),
+            label: l.msg(&s.label()),
+            id: "recipients-filter",
+            active: status == Some(*s),
+        });
     }
     let by_channel = report
         .by_channel
@@ -775,7 +860,11 @@ struct TriggersPage {
 
 /// The page, with `posted` (a trigger's form as sent, and its errors) in place of its stored
 /// settings.
-async fn triggers_page(state: &AppState, staff: &Staff, posted: Option<(Trigger, TriggerSettingInput, FieldErrors)>) -> Result<TriggersPage, PageError> {
+async fn triggers_page(
+    state: &AppState,
+    staff: &Staff,
+    posted: Option<(Trigger, TriggerSettingInput, FieldErrors)>,
+) -> Result<TriggersPage, PageError> {
     let l = staff.lang;
     let err = store_err(l);
     let settings = state.store.trigger_settings().await.map_err(&err)?;
@@ -791,8 +880,13 @@ async fn triggers_page(state: &AppState, staff: &Staff, posted: Option<(Trigger,
                 }
                 _ => (s.template_id, s.channels.clone(), s.enabled, None),
             };
-            let mut tpl = vec![Opt { value: String::new(), label: l.pick("（请选择）", "(choose)").into(), selected: template_id.is_none() }];
-            tpl.extend(templates.iter().map(|t| Opt { value: t.id.to_string(), label: t.name.clone(), selected: template_id == Some(t.id) }));
+            let mut tpl =
+                vec![Opt { value: String::new(), label: l.pick("（请选择）", "(choose)").into(), selected: template_id.is_none() }];
+            tpl.extend(templates.iter().map(|t| Opt {
+                value: t.id.to_string(),
+                label: t.name.clone(),
+                selected: template_id == Some(t.id),
+            }));
             TriggerRow {
                 code: s.trigger.code(),
                 label: l.msg(&s.trigger.label()),

@@ -70,7 +70,12 @@ fn path_id(raw: &str, staff: &Staff) -> Result<i64, PageError> {
     raw.parse().map_err(|_| PageError(AppError::NotFound, staff.lang))
 }
 
-async fn show(State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Query(q): Query<Params>) -> Result<Response, PageError> {
+async fn show(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    Query(q): Query<Params>,
+) -> Result<Response, PageError> {
     staff.require(Permission::ReadersView)?;
     let id = path_id(&raw, &staff)?;
     let l = staff.lang;

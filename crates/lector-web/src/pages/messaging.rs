@@ -192,9 +192,10 @@ impl ChannelFields {
                 f.mobile_field = mobile_field.clone();
                 f.text_field = text_field.clone();
             }
-            ChannelSettings::Wecom { url } | ChannelSettings::Dingtalk { url } | ChannelSettings::Qq { url } | ChannelSettings::Webhook { url } => {
-                f.url = url.clone()
-            }
+            ChannelSettings::Wecom { url }
+            | ChannelSettings::Dingtalk { url }
+            | ChannelSettings::Qq { url }
+            | ChannelSettings::Webhook { url } => f.url = url.clone(),
         }
         f
     }
@@ -308,7 +309,12 @@ async fn new_channel(staff: Staff, Query(q): Query<KindQuery>) -> Result<Respons
     ))
 }
 
-async fn edit_channel(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, Query(q): Query<FlashQuery>) -> Result<Response, PageError> {
+async fn edit_channel(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<FlashQuery>,
+) -> Result<Response, PageError> {
     staff.require(Permission::ChannelsConfigure)?;
     let l = staff.lang;
     let id = path_id(&id, l)?;
@@ -458,7 +464,12 @@ struct EnabledForm {
     enabled: String,
 }
 
-async fn set_enabled(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, Form(f): Form<EnabledForm>) -> Result<Response, PageError> {
+async fn set_enabled(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(f): Form<EnabledForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::ChannelsConfigure)?;
     staff.check_csrf(f.csrf.as_deref())?;
     let l = staff.lang;
@@ -473,7 +484,12 @@ struct TestForm {
     address: Option<String>,
 }
 
-async fn test_channel(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, Form(f): Form<TestForm>) -> Result<Response, PageError> {
+async fn test_channel(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(f): Form<TestForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::ChannelsConfigure)?;
     staff.check_csrf(f.csrf.as_deref())?;
     let l = staff.lang;
@@ -482,7 +498,13 @@ async fn test_channel(State(state): State<AppState>, staff: Staff, Path(id): Pat
     let address = f.address.unwrap_or_default();
     let from = if staff.user.display_name.is_empty() { staff.user.username.clone() } else { staff.user.display_name.clone() };
     let (status, test) = match test_send(&state.store, id, &address, &from).await {
-        Ok(Ok(to)) => (StatusCode::OK, Notice { error: None, ok: Some(format!("{} {to}", l.pick("测试消息已被服务器接收：", "The server accepted the test message to"))) }),
+        Ok(Ok(to)) => (
+            StatusCode::OK,
+            Notice {
+                error: None,
+                ok: Some(format!("{} {to}", l.pick("测试消息已被服务器接收：", "The server accepted the test message to"))),
+            },
+        ),
         Ok(Err(m)) => (StatusCode::OK, Notice::error(l.msg(&m))),
         Err(e) => notice_of(e, l)?,
     };
@@ -515,14 +537,22 @@ struct TemplatesPage {
     name: String,
 }
 
-async fn templates_page(state: &AppState, staff: &Staff, notice: Notice, code: String, name: String, purpose: Purpose) -> Result<Response, PageError> {
+async fn templates_page(
+    state: &AppState,
+    staff: &Staff,
+    notice: Notice,
+    code: String,
+    name: String,
+    purpose: Purpose,
+) -> Result<Response, PageError> {
     let l = staff.lang;
     let list = state.store.templates().await.map_err(|e| PageError(e.into(), l))?;
     let templates = list
         .into_iter()
         .map(|t| {
             let purpose = l.msg(&t.purpose.label());
-            let variants = t.variants.iter().map(|v| format!("{}·{}", l.msg(&v.channel_kind.label()), v.lang)).collect::<Vec<_>>().join("，");
+            let variants =
+                t.variants.iter().map(|v| format!("{}·{}", l.msg(&v.channel_kind.label()), v.lang)).collect::<Vec<_>>().join("，");
             (t, purpose, variants)
         })
         .collect();
@@ -623,7 +653,13 @@ fn lang_opts(selected: &str, l: Lang) -> Vec<Opt> {
         .collect()
 }
 
-async fn template_page(state: &AppState, staff: &Staff, id: i64, notice: Notice, edited: Option<VariantView>) -> Result<Response, PageError> {
+async fn template_page(
+    state: &AppState,
+    staff: &Staff,
+    id: i64,
+    notice: Notice,
+    edited: Option<VariantView>,
+) -> Result<Response, PageError> {
     let l = staff.lang;
     let t = state.store.template(id).await.map_err(|e| PageError(e.into(), l))?;
     let mut variants: Vec<VariantView> = t.variants.iter().map(|v| VariantView::of(v, l)).collect();
@@ -658,13 +694,21 @@ async fn template_page(state: &AppState, staff: &Staff, id: i64, notice: Notice,
     Ok(render(&page))
 }
 
-async fn edit_template(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, Query(q): Query<FlashQuery>) -> Result<Response, PageError> {
+async fn edit_template(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<FlashQuery>,
+) -> Result<Response, PageError> {
     staff.require(Permission::CampaignsManage)?;
     let l = staff.lang;
     let id = path_id(&id, l)?;
     let notice = match q.flash.as_deref() {
         Some("saved") => Notice { error: None, ok: Some(l.pick("已保存", "Saved").into()) },
-        Some("created") => Notice { error: None, ok: Some(l.pick("模板已创建，请添加各渠道的内容", "Template created; add its text per channel").into()) },
+        Some("created") => Notice {
+            error: None,
+            ok: Some(l.pick("模板已创建，请添加各渠道的内容", "Template created; add its text per channel").into()),
+        },
         Some("deleted") => Notice { error: None, ok: Some(l.pick("已删除", "Deleted").into()) },
         _ => Notice::default(),
     };
@@ -672,7 +716,13 @@ async fn edit_template(State(state): State<AppState>, staff: Staff, Path(id): Pa
 }
 
 /// Saves `variants` as template `t`'s new set (keeping its code, name and purpose).
-async fn replace_variants(state: &AppState, staff: &Staff, t: &MessageTemplate, version: Option<i64>, variants: Vec<TemplateVariant>) -> Result<(), AppError> {
+async fn replace_variants(
+    state: &AppState,
+    staff: &Staff,
+    t: &MessageTemplate,
+    version: Option<i64>,
+    variants: Vec<TemplateVariant>,
+) -> Result<(), AppError> {
     check_variants(&variants).map_err(AppError::Invalid)?;
     let input = TemplateInput { code: t.code.clone(), name: t.name.clone(), purpose: t.purpose, variants };
     state.store.update_template(&staff.actor(), t.id, version, &input).await?;
@@ -692,7 +742,11 @@ async fn update_template(
     let t = state.store.template(id).await.map_err(|e| PageError(e.into(), l))?;
     let purpose = match Purpose::parse(f.purpose.as_deref().unwrap_or_default()) {
         Ok(p) => p,
-        Err(m) => return template_page(&state, &staff, id, Notice::error(l.msg(&m)), None).await.map(|r| with_status(StatusCode::UNPROCESSABLE_ENTITY, r)),
+        Err(m) => {
+            return template_page(&state, &staff, id, Notice::error(l.msg(&m)), None)
+                .await
+                .map(|r| with_status(StatusCode::UNPROCESSABLE_ENTITY, r))
+        }
     };
     let input = TemplateInput { code: f.code.unwrap_or_default(), name: f.name.unwrap_or_default(), purpose, variants: t.variants.clone() };
     let version = f.version.as_deref().and_then(|v| v.parse().ok());
@@ -716,7 +770,12 @@ struct VariantForm {
     version: Option<String>,
 }
 
-async fn save_variant(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, Form(f): Form<VariantForm>) -> Result<Response, PageError> {
+async fn save_variant(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(f): Form<VariantForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::CampaignsManage)?;
     staff.check_csrf(f.csrf.as_deref())?;
     let l = staff.lang;
@@ -751,7 +810,12 @@ async fn save_variant(State(state): State<AppState>, staff: Staff, Path(id): Pat
     }
 }
 
-async fn delete_variant(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, Form(f): Form<VariantForm>) -> Result<Response, PageError> {
+async fn delete_variant(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(f): Form<VariantForm>,
+) -> Result<Response, PageError> {
     staff.require(Permission::CampaignsManage)?;
     staff.check_csrf(f.csrf.as_deref())?;
     let l = staff.lang;
@@ -794,7 +858,12 @@ struct PreviewQuery {
     card_no: Option<String>,
 }
 
-async fn preview_page(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, Query(q): Query<PreviewQuery>) -> Result<Response, PageError> {
+async fn preview_page(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<PreviewQuery>,
+) -> Result<Response, PageError> {
     staff.require(Permission::CampaignsManage)?;
     let l = staff.lang;
     let id = path_id(&id, l)?;
@@ -854,7 +923,12 @@ async fn settings(State(state): State<AppState>, staff: Staff, Query(q): Query<F
         Some("saved") => Notice { error: None, ok: Some(l.pick("已保存", "Saved").into()) },
         _ => Notice::default(),
     };
-    let page = SettingsPage { ctx: Ctx::staff(&staff, "campaigns", "/messaging/settings"), tabs: tabs(&staff, "tab-settings"), notice, public_url };
+    let page = SettingsPage {
+        ctx: Ctx::staff(&staff, "campaigns", "/messaging/settings"),
+        tabs: tabs(&staff, "tab-settings"),
+        notice,
+        public_url,
+    };
     Ok(render(&page))
 }
 

@@ -419,7 +419,9 @@ async fn submit(
     let (case, token): (Case, Option<String>) =
         match state.store.create_case(&Actor::system("portal"), &input, CaseSource::Portal, store_key.as_deref()).await {
             Ok(r) => r,
-            Err(StoreError::Invalid(errors)) => return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure, card),
+            Err(StoreError::Invalid(errors)) => {
+                return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure, card)
+            }
             Err(e) => return error_page(e.into(), l),
         };
     let token = match (token, &key) {
@@ -627,7 +629,14 @@ impl Access<'_> {
     }
 }
 
-async fn track_page(state: &AppState, l: Lang, headers: &HeaderMap, access: &Access<'_>, extra: TrackExtra<'_>, status: StatusCode) -> Response {
+async fn track_page(
+    state: &AppState,
+    l: Lang,
+    headers: &HeaderMap,
+    access: &Access<'_>,
+    extra: TrackExtra<'_>,
+    status: StatusCode,
+) -> Response {
     if let Access::Link(token) = access {
         if !plausible_token(token) {
             return invalid_link(l);
@@ -680,14 +689,17 @@ async fn track_page(state: &AppState, l: Lang, headers: &HeaderMap, access: &Acc
 fn flash_text(l: Lang, code: Option<&str>) -> Option<String> {
     match code {
         Some("rated") => Some(l.pick("感谢您的评价！", "Thank you for your rating!").to_string()),
-        Some("answered") => Some(l.pick("已收到您补充的信息，我们会继续处理。", "Thank you; we received your answer and carry on.").to_string()),
+        Some("answered") => {
+            Some(l.pick("已收到您补充的信息，我们会继续处理。", "Thank you; we received your answer and carry on.").to_string())
+        }
         _ => None,
     }
 }
 
 async fn track(State(state): State<AppState>, headers: HeaderMap, Path(token): Path<String>, Query(q): Query<TrackParams>) -> Response {
     let l = Lang::from_headers(&headers);
-    let extra = TrackExtra { form: None, answer: None, errors: FieldErrors::default(), general: None, flash: flash_text(l, q.flash.as_deref()) };
+    let extra =
+        TrackExtra { form: None, answer: None, errors: FieldErrors::default(), general: None, flash: flash_text(l, q.flash.as_deref()) };
     track_page(&state, l, &headers, &Access::Link(&token), extra, StatusCode::OK).await
 }
 
@@ -699,7 +711,8 @@ async fn own_case(State(state): State<AppState>, headers: HeaderMap, Path(number
         Ok(None) => return sign_in_first(&format!("/portal/cases/{number}")),
         Err(e) => return error_page(e, l),
     };
-    let extra = TrackExtra { form: None, answer: None, errors: FieldErrors::default(), general: None, flash: flash_text(l, q.flash.as_deref()) };
+    let extra =
+        TrackExtra { form: None, answer: None, errors: FieldErrors::default(), general: None, flash: flash_text(l, q.flash.as_deref()) };
     track_page(&state, l, &headers, &Access::Reader(&session, &number), extra, StatusCode::OK).await
 }
 

@@ -142,7 +142,7 @@ fn login_page(state: &AppState, l: Lang, headers: &HeaderMap, v: LoginView<'_>, 
 
 fn unavailable_msg() -> Msg {
     Msg::new(
-        "验证码登录暂不可用：图书馆尚未开通发送验证码的渠道。请到馆或致电图书馆办理。",
+        "验证码登录暂不可用：图书馆尚未开通发送验证码的渠道。请联系图书馆（到馆或致电）。",
         "Signing in with a code is not available: the library has not set up a way to send codes yet. Please contact or visit the library.",
     )
 }
@@ -167,7 +167,13 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query
 pub async fn verify_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<NextParam>) -> Response {
     let l = Lang::from_headers(&headers);
     let form = LoginForm { next: q.next, ..Default::default() };
-    login_page(&state, l, &headers, LoginView { step: "verify", form: &form, unavailable: false, notice: None, error: None }, StatusCode::OK)
+    login_page(
+        &state,
+        l,
+        &headers,
+        LoginView { step: "verify", form: &form, unavailable: false, notice: None, error: None },
+        StatusCode::OK,
+    )
 }
 
 fn expired_form() -> Msg {
@@ -209,7 +215,10 @@ pub async fn request_code(
     }
     let blank = |v: &Option<String>| v.as_deref().map(str::trim).is_none_or(str::is_empty);
     if blank(&f.card_no) || blank(&f.contact) {
-        let m = Msg::new("请填写读者证号，以及在图书馆登记的电子邮箱或手机号。", "Enter your card number and the email or mobile number the library has for you.");
+        let m = Msg::new(
+            "请填写读者证号，以及在图书馆登记的电子邮箱或手机号。",
+            "Enter your card number and the email or mobile number the library has for you.",
+        );
         return login_page(&state, l, &headers, view(Some(m), false), StatusCode::UNPROCESSABLE_ENTITY);
     }
     let card = f.card_no.as_deref().unwrap_or_default();
@@ -231,7 +240,13 @@ pub async fn request_code(
         format!("如果读者证号与联系方式和图书馆的记录一致，我们已向您发送 6 位验证码，{CODE_MINUTES} 分钟内有效。几分钟内仍未收到，请重新获取或联系图书馆。"),
         format!("If the card number and contact match the library's records, we have sent you a 6-digit code, valid for {CODE_MINUTES} minutes. If nothing arrives within a few minutes, ask again or contact the library."),
     );
-    login_page(&state, l, &headers, LoginView { step: "verify", form: &f, unavailable: false, notice: Some(sent), error: None }, StatusCode::OK)
+    login_page(
+        &state,
+        l,
+        &headers,
+        LoginView { step: "verify", form: &f, unavailable: false, notice: Some(sent), error: None },
+        StatusCode::OK,
+    )
 }
 
 /// The reader types the code: a session, or a clear reason why not.
@@ -275,7 +290,10 @@ pub async fn verify_code(
             r
         }
         CodeCheck::Wrong { attempts_left } => {
-            let m = Msg::new(format!("验证码不正确，还可尝试 {attempts_left} 次。"), format!("That code is not right; {attempts_left} tries left."));
+            let m = Msg::new(
+                format!("验证码不正确，还可尝试 {attempts_left} 次。"),
+                format!("That code is not right; {attempts_left} tries left."),
+            );
             login_page(&state, l, &headers, view(m), StatusCode::UNPROCESSABLE_ENTITY)
         }
         CodeCheck::Locked => {
@@ -468,7 +486,8 @@ pub async fn preferences(State(state): State<AppState>, headers: HeaderMap, Quer
     if q.flash.as_deref() == Some("saved") {
         ctx.flash = Some(l.pick("已保存您的设置", "Your preferences are saved").to_string());
     }
-    let page = PrefsPage { ctx, channels: ChannelKind::ALL.iter().map(|c| l.msg(&c.label())).collect(), rows, lang, was: granted_keys(&matrix) };
+    let page =
+        PrefsPage { ctx, channels: ChannelKind::ALL.iter().map(|c| l.msg(&c.label())).collect(), rows, lang, was: granted_keys(&matrix) };
     private(render(&page), None, false)
 }
 
@@ -555,6 +574,9 @@ pub fn case_not_found(l: Lang) -> Response {
         l,
         StatusCode::NOT_FOUND,
         Msg::new("找不到这件事项", "No such case"),
-        Msg::new("您的工单中没有这个编号。请从“我的服务”页面打开工单。", "None of your cases has this number. Open your cases from “My page”."),
+        Msg::new(
+            "您的工单中没有这个编号。请从“我的服务”页面打开工单。",
+            "None of your cases has this number. Open your cases from “My page”.",
+        ),
     )
 }

@@ -55,7 +55,8 @@ async fn check(state: &AppState, l: Lang, token: &str) -> Result<(i64, Purpose, 
     match state.store.verify_unsubscribe_token(token).await {
         Ok(t) => Ok(t),
         Err(StoreError::Invalid(f)) => {
-            let problem = f.0.first().map(|e| e.message.clone()).unwrap_or_else(|| Msg::new("退订链接无效", "the unsubscribe link is not valid"));
+            let problem =
+                f.0.first().map(|e| e.message.clone()).unwrap_or_else(|| Msg::new("退订链接无效", "the unsubscribe link is not valid"));
             Err(page(l, StatusCode::BAD_REQUEST, "invalid", Msg::new("", ""), problem, ""))
         }
         Err(e) => Err(error_page(e.into(), l)),
