@@ -256,10 +256,8 @@ impl Worker {
         let mut variants = HashMap::new();
         for m in &claimed {
             let Some(ready) = self.ready.get(&m.channel_id) else { continue };
-            let key = (m.template_id, ready.channel.kind, m.lang.clone());
-            if !variants.contains_key(&key) {
-                let v = self.store.template_variant(m.template_id, ready.channel.kind, &m.lang).await?;
-                variants.insert(key, v);
+            if let std::collections::hash_map::Entry::Vacant(slot) = variants.entry((m.template_id, ready.channel.kind, m.lang.clone())) {
+                slot.insert(self.store.template_variant(m.template_id, ready.channel.kind, &m.lang).await?);
             }
         }
         let ctx = Arc::new(BatchContext {

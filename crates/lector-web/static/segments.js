@@ -6,6 +6,14 @@
 (function () {
   'use strict';
 
+  var del = document.getElementById('delete-form');
+  if (del) {
+    del.addEventListener('submit', function (e) {
+      var en = document.documentElement.lang === 'en';
+      if (!window.confirm(en ? 'Delete this segment?' : '确定删除这个读者分组吗？')) { e.preventDefault(); }
+    });
+  }
+
   var root = document.getElementById('builder');
   var form = document.getElementById('segment-form');
   var area = document.getElementById('filter-json');

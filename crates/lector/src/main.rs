@@ -472,6 +472,29 @@ mod tests {
     }
 
     #[test]
+    fn messaging_settings_come_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lector.toml");
+        let read = |toml: &str| {
+            std::fs::write(&file, toml).unwrap();
+            Figment::from(Toml::file(&file))
+                .merge(Env::prefixed("LECTOR_MESSAGING_").map(|k| format!("messaging.{k}").into()))
+                .extract::<FileConfig>()
+                .unwrap()
+                .messaging
+                .options()
+        };
+        // No other test reads this variable.
+        std::env::set_var("LECTOR_MESSAGING_POLL_MS", "250");
+        let o = read("[messaging]\nlease_secs = 7\nbatch = 30\n").unwrap();
+        assert_eq!((o.lease, o.batch, o.poll), (Duration::from_secs(7), 30, Duration::from_millis(250)));
+        assert_eq!(o.concurrency, WorkerOptions::default().concurrency);
+        let e = read("[messaging]\nlease_secs = 0\n").unwrap_err().to_string();
+        assert!(e.contains("messaging.lease_secs must be greater than 0"), "{e}");
+        std::env::remove_var("LECTOR_MESSAGING_POLL_MS");
+    }
+
+    #[test]
     fn passwords_are_long_enough() {
         let p = generate_password();
         assert_eq!(p.chars().count(), 20);
