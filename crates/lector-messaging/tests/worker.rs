@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 struct Fixture {
     store: Store,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     sink: Sink,
     email: Channel,
     template: i64,
@@ -115,7 +115,7 @@ async fn fixture() -> Fixture {
         sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
     sqlx::query("UPDATE readers SET lang = 'en' WHERE id = $1").bind(ids[1]).execute(&pool).await.unwrap();
     pool.close().await;
-    Fixture { store, _dir: dir, sink, email, template, reader_zh: ids[0], reader_en: ids[1] }
+    Fixture { store, dir, sink, email, template: template.id, reader_zh: ids[0], reader_en: ids[1] }
 }
 
 fn message(f: &Fixture, key: &str, reader: i64, address: &str, lang: &str) -> NewMessage {
@@ -241,10 +241,7 @@ async fn failures_are_recorded_with_their_reason() {
 #[tokio::test]
 async fn quiet_hours_and_a_disabled_channel_hold_messages_back() {
     let f = fixture().await;
-    let url = {
-        let dir = f._dir.path().display();
-        format!("sqlite://{dir}/t.db")
-    };
+    let url = format!("sqlite://{}/t.db", f.dir.path().display());
     let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
     let now = lector_store::now_text();
     sqlx::query("INSERT INTO segments (name, description, filter_json, created_at, updated_at) VALUES ('s', '', '{}', $1, $1)")

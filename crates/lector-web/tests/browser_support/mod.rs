@@ -154,6 +154,9 @@ impl Driver {
             _ => unreachable!(),
         };
         self.profiles.lock().unwrap().push(profile);
+        // The workspace enables two rustls crypto providers (ring for Lector, aws-lc-rs through
+        // fantoccini); rustls needs one chosen before a client is built.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = ClientBuilder::rustls().expect("rustls").capabilities(caps).connect(&self.url()).await.unwrap_or_else(|e| {
             panic!("cannot start a Chromium session through chromedriver: {e}\nchromedriver log:\n{}", self.log_text())
         });
