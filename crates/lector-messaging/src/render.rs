@@ -114,7 +114,7 @@ pub fn sample_vars() -> serde_json::Value {
             "mobile": "13800138000",
             "lang": "zh",
         },
-        "case": { "number": "C-2026-0001", "title": "希望延长自习室开放时间", "kind": "建议", "status": "已受理" },
+        "case": { "number": "C-2026-0001", "subject": "希望延长自习室开放时间", "title": "希望延长自习室开放时间", "kind": "建议", "status": "已受理" },
         "campaign": { "name": "新生入馆教育" },
         "library": { "name": "图书馆" },
         "link": "https://lector.example.edu.cn/portal",

@@ -72,7 +72,7 @@ fn serve_answers_healthz() {
     let server = spawn_serve(dir.path(), &[]);
     let rt = tokio_runtime();
     let status = rt.block_on(async {
-        reqwest::Client::new()
+        common::http_client()
             .get(format!("http://{}/healthz", server.addr))
             .timeout(Duration::from_secs(10))
             .send()
@@ -102,7 +102,7 @@ fn the_same_binary_runs_on_postgresql() {
     let base = format!("http://{}", server.addr);
     let rt = tokio_runtime();
     rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = common::http_client();
         let body = serde_json::json!({
             "card_no": "PG2026001", "name": "欧阳明月", "category": "graduate",
             "contacts": [{"kind": "email", "value": "oymy@pku.edu.cn"}]

@@ -131,3 +131,11 @@ impl Drop for PgDatabase {
             .output();
     }
 }
+
+/// An HTTP client for talking to a spawned server. The workspace builds reqwest with rustls but
+/// no default crypto provider (Lector picks ring where it builds TLS configurations), so the
+/// tests choose one before the first client.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
