@@ -337,9 +337,10 @@ pub struct Links {
     pub preferences_url: Option<String>,
 }
 
-/// The variables a template is rendered with: the keys of [`render::sample_vars`], filled from the
-/// reader (empty when there is none), the campaign and the links, then `extras` (the row's
-/// `vars_json`: case, code, link …) merged over them.
+/// The variables a template is rendered with: every key of [`render::sample_vars`] (what a template
+/// was checked against), blank by default, filled from the reader (blank when there is none),
+/// the campaign and the links; then `extras` (the row's `vars_json`: case, code, link …) merged
+/// over them.
 pub fn message_vars(
     reader: Option<&MessageReader>,
     lang: &str,
@@ -349,6 +350,7 @@ pub fn message_vars(
     links: &Links,
 ) -> Value {
     let en = lang == "en";
+    let mut vars = blank(&render::sample_vars());
     let reader = match reader {
         Some(r) => json!({
             "name": r.name,
@@ -360,22 +362,27 @@ pub fn message_vars(
             "mobile": r.mobile.clone().unwrap_or_default(),
             "lang": r.lang,
         }),
-        None => json!({
-            "name": "", "card_no": "", "category": "", "affiliation": "", "expires_on": "", "email": "", "mobile": "", "lang": lang,
-        }),
+        None => json!({ "lang": lang }),
     };
-    let mut vars = json!({
+    let known = json!({
         "reader": reader,
-        "case": { "number": "", "title": "", "kind": "", "status": "" },
         "campaign": { "name": campaign.unwrap_or_default() },
         "library": { "name": library },
         "link": links.preferences_url.clone().unwrap_or_default(),
-        "code": "",
         "unsubscribe_url": links.unsubscribe_url.clone().unwrap_or_default(),
         "preferences_url": links.preferences_url.clone().unwrap_or_default(),
     });
+    merge(&mut vars, &known);
     merge(&mut vars, extras);
     vars
+}
+
+/// The same shape with every value an empty text.
+fn blank(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), blank(v))).collect()),
+        _ => Value::String(String::new()),
+    }
 }
 
 /// Merges `extra` into `base`: objects key by key, anything else replaces.

@@ -24,6 +24,7 @@ use lector_domain::attribute::parse_code;
 use lector_domain::case::{
     next_status, CaseAction, CaseInput, CaseKind, CaseStatus, Priority, RatingDraft, ServiceLevels, TriageOutcome, WorkCalendar, Workflow,
 };
+use lector_domain::contact::{lookup_key, ContactKind};
 use lector_domain::messaging::Trigger;
 use lector_domain::{text, Msg};
 use rand::RngCore;
@@ -521,11 +522,39 @@ fn satisfaction_rows(map: BTreeMap<String, (i64, i64)>) -> Vec<SatisfactionRow> 
     map.into_iter().map(|(key, (n, sum))| SatisfactionRow { key, ratings: n, mean: sum as f64 / n as f64 }).collect()
 }
 
+/// The reader a new case belongs to. Staff and API callers name the reader by card number. On the
+/// portal a card number is only a claim: the case is linked when the reader filed it signed in,
+/// or when the contact given is one the library has on file for that card; otherwise it stays
+/// unlinked (staff see the card number), so nobody can put a case — and their contact details —
+/// on another reader's portal page.
+async fn linked_reader(tx: &mut Tx, actor: &Actor, source: CaseSource, card: &str, contact: Option<&str>) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM readers WHERE card_no = $1").bind(card.to_string()).fetch_optional(&mut **tx).await?;
+    let Some(id) = row.map(|r| r.try_get::<i64, _>("id")).transpose()? else {
+        return Ok(None);
+    };
+    if source != CaseSource::Portal || actor.reader_card() == Some(card) {
+        return Ok(Some(id));
+    }
+    let Some(contact) = contact else {
+        return Ok(None);
+    };
+    let email = lookup_key(ContactKind::Email, contact);
+    let digits = lookup_key(ContactKind::Mobile, contact);
+    let keys = [email.clone(), if digits.len() >= 7 { digits } else { email }];
+    let on_file = sqlx::query("SELECT 1 AS hit FROM reader_contacts WHERE reader_id = $1 AND lookup IN ($2, $3)")
+        .bind(id)
+        .bind(keys[0].clone())
+        .bind(keys[1].clone())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(on_file.map(|_| id))
+}
+
 impl Store {
     /// Files a case. With an `idempotency_key` seen before (the same form submitted twice), the
     /// first case is returned and no new one made. A portal case gets a tracking token: a random
     /// secret returned only here (its hash is stored) that lets the reader follow and rate it.
-    /// A known `card_no` links the reader. Audited as `case.create`, event `create`.
+    /// A known `card_no` links the reader (on the portal only with proof: see `linked_reader`). Audited as `case.create`, event `create`.
     ///
     /// The repeated submission gets `None` for the token: only its hash is kept.
     pub async fn create_case(
@@ -556,14 +585,9 @@ impl Store {
                 return Ok((existing, None));
             }
         }
-        let reader_id: Option<i64> = match &input.card_no {
+        let reader_id = match &input.card_no {
             None => None,
-            Some(card) => sqlx::query("SELECT id FROM readers WHERE card_no = $1")
-                .bind(card.clone())
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("id"))
-                .transpose()?,
+            Some(card) => linked_reader(&mut tx, actor, source, card, input.contact.as_deref()).await?,
         };
         let (token, hash) = match source {
             CaseSource::Portal => {
@@ -1100,61 +1124,21 @@ impl Store {
         rating.check().map_err(StoreError::Invalid)?;
         let mut tx = self.begin().await?;
         let id = token_case_id(&mut tx, token).await?;
-        let before = load_case(&mut tx, id).await?;
-        if before.rating.is_some() {
-            return Err(StoreError::Conflict(Msg::new(
-                format!("工单 {} 已评价过，不能重复评价", before.number),
-                format!("case {} has already been rated", before.number),
-            )));
-        }
-        if before.status != CaseStatus::Resolved {
-            return Err(StoreError::Conflict(Msg::new(
-                format!("工单 {} 当前为“{}”，答复后才能评价", before.number, before.status.label().zh),
-                format!("case {} is {}; it can be rated once it is resolved", before.number, before.status.code()),
-            )));
-        }
-        let now = now_text();
-        let comment = prose_opt(&rating.comment);
-        let updated = sqlx::query(
-            "UPDATE cases SET status = $1, rating_satisfaction = $2, rating_recommend = $3, rating_comment = $4, rated_at = $5,
-                 closed_at = $5, token_expires_at = $6, updated_at = $5, version = version + 1
-             WHERE id = $7 AND version = $8 AND rating_satisfaction IS NULL",
-        )
-        .bind(CaseStatus::Closed.code().to_string())
-        .bind(rating.satisfaction as i64)
-        .bind(rating.recommend.map(|r| r as i64))
-        .bind(comment.clone())
-        .bind(now)
-        .bind(utc_in_days(TOKEN_DAYS_AFTER_CLOSING))
-        .bind(id)
-        .bind(before.version)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Err(stale(&before, before.version));
-        }
-        let recommend = rating.recommend.map(|r| format!(", recommend {r}/10")).unwrap_or_default();
-        let text = match &comment {
-            Some(c) => format!("{}/5{recommend}: {c}", rating.satisfaction),
-            None => format!("{}/5{recommend}", rating.satisfaction),
-        };
-        record_event(&mut tx, id, "portal", "rate", Some(before.status), CaseStatus::Closed, Some(text)).await?;
-        let after = load_case(&mut tx, id).await?;
-        audit::record(
-            &mut tx,
-            &Actor::system("portal"),
-            Change {
-                action: "case.rate",
-                entity: "case",
-                entity_id: Some(id.to_string()),
-                summary: format!("{}: rated {}/5", after.number, rating.satisfaction),
-                before: json(&before),
-                after: json(&after),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(after)
+        rate_in(tx, id, rating, &Actor::system("portal")).await
+    }
+
+    /// Rates a case for the signed-in reader `reader_id`, from `origin` (their address). Another
+    /// reader's case is `NotFound`, like a case that does not exist.
+    pub async fn rate_own_case(&self, reader_id: i64, case_id: i64, rating: &RatingDraft, origin: &str) -> Result<Case> {
+        rating.check().map_err(StoreError::Invalid)?;
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT id FROM cases WHERE id = $1 AND reader_id = $2")
+            .bind(case_id)
+            .bind(reader_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        rate_in(tx, case_id, rating, &crate::portal_auth::reader_actor(reader_id, origin)).await
     }
 
     pub async fn case_categories(&self, kind: Option<CaseKind>) -> Result<Vec<CaseCategory>> {
@@ -1606,4 +1590,64 @@ async fn token_case_id(conn: &mut AnyConnection, token: &str) -> Result<i64> {
         return Err(StoreError::NotFound);
     }
     Ok(row.try_get("id")?)
+}
+
+/// Records a rating on case `id` inside `tx` (validated by the caller): the case closes, its
+/// tracking link stays valid a while for reading, and the rating is an event and an audit row.
+async fn rate_in(mut tx: Tx, id: i64, rating: &RatingDraft, actor: &Actor) -> Result<Case> {
+    let before = load_case(&mut tx, id).await?;
+    if before.rating.is_some() {
+        return Err(StoreError::Conflict(Msg::new(
+            format!("工单 {} 已评价过，不能重复评价", before.number),
+            format!("case {} has already been rated", before.number),
+        )));
+    }
+    if before.status != CaseStatus::Resolved {
+        return Err(StoreError::Conflict(Msg::new(
+            format!("工单 {} 当前为“{}”，答复后才能评价", before.number, before.status.label().zh),
+            format!("case {} is {}; it can be rated once it is resolved", before.number, before.status.code()),
+        )));
+    }
+    let now = now_text();
+    let comment = prose_opt(&rating.comment);
+    let updated = sqlx::query(
+        "UPDATE cases SET status = $1, rating_satisfaction = $2, rating_recommend = $3, rating_comment = $4, rated_at = $5,
+                 closed_at = $5, token_expires_at = $6, updated_at = $5, version = version + 1
+             WHERE id = $7 AND version = $8 AND rating_satisfaction IS NULL",
+    )
+    .bind(CaseStatus::Closed.code().to_string())
+    .bind(rating.satisfaction as i64)
+    .bind(rating.recommend.map(|r| r as i64))
+    .bind(comment.clone())
+    .bind(now)
+    .bind(utc_in_days(TOKEN_DAYS_AFTER_CLOSING))
+    .bind(id)
+    .bind(before.version)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(stale(&before, before.version));
+    }
+    let recommend = rating.recommend.map(|r| format!(", recommend {r}/10")).unwrap_or_default();
+    let text = match &comment {
+        Some(c) => format!("{}/5{recommend}: {c}", rating.satisfaction),
+        None => format!("{}/5{recommend}", rating.satisfaction),
+    };
+    record_event(&mut tx, id, "portal", "rate", Some(before.status), CaseStatus::Closed, Some(text)).await?;
+    let after = load_case(&mut tx, id).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            action: "case.rate",
+            entity: "case",
+            entity_id: Some(id.to_string()),
+            summary: format!("{}: rated {}/5", after.number, rating.satisfaction),
+            before: json(&before),
+            after: json(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
 }

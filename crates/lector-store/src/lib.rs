@@ -45,6 +45,20 @@ impl Actor {
     pub fn system(name: &str) -> Self {
         Self { user_id: None, name: name.to_string(), origin: name.to_string() }
     }
+
+    /// A reader signed in on the portal, acting on their own records.
+    pub fn reader(card_no: &str) -> Self {
+        Self { user_id: None, name: format!("reader:{card_no}"), origin: "portal".to_string() }
+    }
+
+    /// The card number of a signed-in reader acting (see [`Actor::reader`]).
+    pub fn reader_card(&self) -> Option<&str> {
+        if self.user_id.is_none() && self.origin == "portal" {
+            self.name.strip_prefix("reader:")
+        } else {
+            None
+        }
+    }
 }
 
 /// What can go wrong in the store, in terms the layers above can answer to a user.

@@ -9,13 +9,11 @@
 //! `Trigger::PortalCode`), so that this module does not depend on how messages go out.
 
 use crate::audit::{self, Change};
-use crate::cases::{Case, Rating};
+use crate::cases::Case;
 use crate::{now_text, Actor, Result, Store, StoreError};
-use lector_domain::case::{CaseStatus, RatingDraft};
 use lector_domain::contact::{lookup_key, ContactKind, Email, Mobile};
 use lector_domain::messaging::Trigger;
 use lector_domain::reader::CardNo;
-use lector_domain::Msg;
 use rand::{Rng, RngCore};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -29,8 +27,6 @@ pub const CODE_ATTEMPTS: i64 = 5;
 pub const CODES_PER_HOUR: i64 = 5;
 /// How long a reader's session lasts.
 pub const SESSION_HOURS: i64 = 12;
-/// How long a rated case's tracking link keeps working (as for a rating through the link).
-const TOKEN_DAYS_AFTER_RATING: i64 = 180;
 
 /// The signed-in reader.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -324,93 +320,5 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         self.case(row.try_get("id")?).await
-    }
-
-    /// The reader rates their own resolved case from the signed-in portal; the case closes, as
-    /// with a rating through the tracking link (`case.rate`, event `rate` by `portal`). Rating
-    /// twice or before resolution is a `Conflict`; someone else's case is `NotFound`.
-    pub async fn rate_own_case(&self, reader_id: i64, case_id: i64, rating: &RatingDraft, origin: &str) -> Result<Case> {
-        rating.check().map_err(StoreError::Invalid)?;
-        let mut tx = self.begin().await?;
-        sqlx::query("SELECT id FROM cases WHERE id = $1 AND reader_id = $2")
-            .bind(case_id)
-            .bind(reader_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let before = self.case(case_id).await?;
-        if before.rating.is_some() {
-            return Err(StoreError::Conflict(Msg::new(
-                format!("工单 {} 已评价过，不能重复评价", before.number),
-                format!("case {} has already been rated", before.number),
-            )));
-        }
-        if before.status != CaseStatus::Resolved {
-            return Err(StoreError::Conflict(Msg::new(
-                format!("工单 {} 当前为“{}”，答复后才能评价", before.number, before.status.label().zh),
-                format!("case {} is {}; it can be rated once it is resolved", before.number, before.status.code()),
-            )));
-        }
-        let now = now_text();
-        let comment = rating.comment.as_deref().map(lector_domain::text::prose).filter(|s| !s.is_empty());
-        let updated = sqlx::query(
-            "UPDATE cases SET status = $1, rating_satisfaction = $2, rating_recommend = $3, rating_comment = $4, rated_at = $5,
-                 closed_at = $5, token_expires_at = $6, updated_at = $5, version = version + 1
-             WHERE id = $7 AND version = $8 AND rating_satisfaction IS NULL",
-        )
-        .bind(CaseStatus::Closed.code())
-        .bind(rating.satisfaction as i64)
-        .bind(rating.recommend.map(|r| r as i64))
-        .bind(comment.clone())
-        .bind(now.clone())
-        .bind(minutes_from_now(TOKEN_DAYS_AFTER_RATING * 24 * 60))
-        .bind(case_id)
-        .bind(before.version)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::Conflict(Msg::new(
-                format!("工单 {} 刚被他人修改，请刷新后重试", before.number),
-                format!("case {} was changed meanwhile; reload and try again", before.number),
-            )));
-        }
-        let recommend = rating.recommend.map(|r| format!(", recommend {r}/10")).unwrap_or_default();
-        let text = match &comment {
-            Some(c) => format!("{}/5{recommend}: {c}", rating.satisfaction),
-            None => format!("{}/5{recommend}", rating.satisfaction),
-        };
-        sqlx::query(
-            "INSERT INTO case_events (case_id, at, actor, action, from_status, to_status, comment) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(case_id)
-        .bind(now.clone())
-        .bind("portal")
-        .bind("rate")
-        .bind(before.status.code())
-        .bind(CaseStatus::Closed.code())
-        .bind(text)
-        .execute(&mut *tx)
-        .await?;
-        let mut after = before.clone();
-        after.status = CaseStatus::Closed;
-        after.rating = Some(Rating { satisfaction: rating.satisfaction, recommend: rating.recommend, comment, at: now.clone() });
-        after.closed_at = Some(now.clone());
-        after.updated_at = now;
-        after.version += 1;
-        audit::record(
-            &mut tx,
-            &reader_actor(reader_id, origin),
-            Change {
-                action: "case.rate",
-                entity: "case",
-                entity_id: Some(case_id.to_string()),
-                summary: format!("{}: rated {}/5", after.number, rating.satisfaction),
-                before: serde_json::to_value(&before).ok(),
-                after: serde_json::to_value(&after).ok(),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(after)
     }
 }

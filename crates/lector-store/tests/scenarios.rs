@@ -1783,6 +1783,32 @@ mod case_scenario {
         let trail = store.audit_trail("case", &first.id.to_string()).await.unwrap();
         assert_eq!(trail.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["case.create"]);
 
+        // On the portal a card number is a claim: a stranger typing it links nobody (so their
+        // case and contact never show on that reader's portal page); the contact the library has
+        // on file for the card, or the reader signed in, links the reader.
+        let mut claim = case_input(CaseKind::Complaint, "冒用证号");
+        claim.card_no = Some("R2024001".into());
+        claim.contact = Some("stranger@example.com".into());
+        let (stranger, _) = store.create_case(&portal, &claim, CaseSource::Portal, None).await.unwrap();
+        assert_eq!((stranger.reader_id, stranger.reader_card_no.as_deref()), (None, Some("R2024001")));
+        let mut with_contact = store.reader(reader.id).await.unwrap();
+        let draft_with_email = ReaderDraft { contacts: vec![email("zxm@pku.edu.cn")], ..draft("R2024001", "张晓明") };
+        with_contact = store.update_reader(&actor(), reader.id, with_contact.version, &input(&draft_with_email)).await.unwrap();
+        assert_eq!(with_contact.contacts.len(), 1);
+        claim.contact = Some("ZXM@pku.edu.cn".into());
+        let (proven, _) = store.create_case(&portal, &claim, CaseSource::Portal, None).await.unwrap();
+        assert_eq!(proven.reader_id, Some(reader.id));
+        claim.contact = None;
+        let (signed_in, _) = store.create_case(&Actor::reader("R2024001"), &claim, CaseSource::Portal, None).await.unwrap();
+        assert_eq!(signed_in.reader_id, Some(reader.id));
+        let (other_card, _) = store.create_case(&Actor::reader("R0000000"), &claim, CaseSource::Portal, None).await.unwrap();
+        assert_eq!(other_card.reader_id, None, "a session for another card proves nothing about this one");
+        let pool = common::raw_pool().await;
+        for c in [stranger.id, proven.id, signed_in.id, other_card.id] {
+            sqlx::query("DELETE FROM cases WHERE id = $1").bind(c).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
         // A signed-in reader sees their own cases.
         let mine = store.cases(&CaseQuery { reader_id: Some(reader.id), ..q() }).await.unwrap();
         assert_eq!(mine.items.iter().map(|c| c.id).collect::<Vec<_>>(), [by_staff.id]);

@@ -417,7 +417,7 @@ async fn submit(
     let key = f.key.clone().filter(|k| valid_key(k));
     let store_key = key.as_ref().map(|k| format!("portal:{k}"));
     let (case, token): (Case, Option<String>) =
-        match state.store.create_case(&Actor::system("portal"), &input, CaseSource::Portal, store_key.as_deref()).await {
+        match state.store.create_case(&card.map_or_else(|| Actor::system("portal"), Actor::reader), &input, CaseSource::Portal, store_key.as_deref()).await {
             Ok(r) => r,
             Err(StoreError::Invalid(errors)) => {
                 return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure, card)
