@@ -11,6 +11,7 @@ use lector_domain::messaging::{ChannelKind, OutboxStatus, Trigger};
 use lector_domain::quiet::QuietHours;
 use lector_domain::Msg;
 use lector_store::channels::Channel;
+use lector_store::consent::UnsubscribeSigner;
 use lector_store::outbox::{ClaimedMessage, Failure, MessageCampaign, MessageReader, OutboxPolicy};
 use lector_store::templates::TemplateVariant;
 use lector_store::{Store, StoreError};
@@ -173,6 +174,8 @@ struct BatchContext {
     policy: OutboxPolicy,
     salt: String,
     public_url: String,
+    /// Signs the batch's unsubscribe links (one look-up of the store's secret per batch).
+    signer: UnsubscribeSigner,
     readers: HashMap<i64, MessageReader>,
     campaigns: HashMap<i64, MessageCampaign>,
     variants: HashMap<(i64, ChannelKind, String), Option<TemplateVariant>>,
@@ -266,6 +269,7 @@ impl Worker {
             policy: self.policy,
             salt,
             public_url: self.store.public_url().await?.trim_end_matches('/').to_string(),
+            signer: self.store.unsubscribe_signer().await?,
             readers: self.store.message_readers(&reader_ids).await?,
             campaigns: self.store.message_campaigns(&campaign_ids).await?,
             variants,
@@ -466,10 +470,7 @@ async fn deliver(ctx: &BatchContext, m: ClaimedMessage, ready: &Ready, bucket: &
     let unsubscribe = match m.reader_id {
         // A sign-in code is requested by the reader; withdrawing from it would lock them out.
         Some(id) if m.trigger_code.as_deref() != Some(Trigger::PortalCode.code()) => {
-            match ctx.store.unsubscribe_token(id, m.purpose, channel.kind).await {
-                Ok(token) => Some(format!("{}/portal/unsubscribe/{token}", ctx.public_url)),
-                Err(e) => return record_failure(ctx, &m, &code, Failure::Transient(format!("unsubscribe link: {e}"))).await,
-            }
+            Some(format!("{}/portal/unsubscribe/{}", ctx.public_url, ctx.signer.token(id, m.purpose, channel.kind)))
         }
         _ => None,
     };

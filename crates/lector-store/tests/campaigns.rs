@@ -17,7 +17,7 @@ use lector_store::readers::ReaderRecord;
 use lector_store::segments::SegmentInput;
 use lector_store::templates::{TemplateInput, TemplateVariant};
 use lector_store::triggers::{TriggerOutcome, TriggerSettingInput};
-use lector_store::{Store, StoreError};
+use lector_store::{Actor, Store, StoreError};
 use serde_json::json;
 use sqlx::Row;
 

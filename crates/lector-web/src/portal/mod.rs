@@ -416,14 +416,15 @@ async fn submit(
     };
     let key = f.key.clone().filter(|k| valid_key(k));
     let store_key = key.as_ref().map(|k| format!("portal:{k}"));
-    let (case, token): (Case, Option<String>) =
-        match state.store.create_case(&card.map_or_else(|| Actor::system("portal"), Actor::reader), &input, CaseSource::Portal, store_key.as_deref()).await {
-            Ok(r) => r,
-            Err(StoreError::Invalid(errors)) => {
-                return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure, card)
-            }
-            Err(e) => return error_page(e.into(), l),
-        };
+    let (case, token): (Case, Option<String>) = match state
+        .store
+        .create_case(&card.map_or_else(|| Actor::system("portal"), Actor::reader), &input, CaseSource::Portal, store_key.as_deref())
+        .await
+    {
+        Ok(r) => r,
+        Err(StoreError::Invalid(errors)) => return new_page(l, &headers, &f, errors, None, StatusCode::UNPROCESSABLE_ENTITY, secure, card),
+        Err(e) => return error_page(e.into(), l),
+    };
     let token = match (token, &key) {
         (Some(t), Some(k)) => {
             guard.record(&client, k, &case.number, &t);
