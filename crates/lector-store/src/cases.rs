@@ -126,6 +126,13 @@ pub(crate) struct CachedStats {
     stats: ServiceStats,
 }
 
+/// The dashboard's last figures, and a gate so that only one request computes them at a time.
+#[derive(Debug, Default)]
+pub(crate) struct StatsCache {
+    last: std::sync::Mutex<Option<CachedStats>>,
+    computing: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
 /// Filters over cases, newest first unless `by_due` (earliest deadline first).
 #[derive(Debug, Clone, Default)]
 pub struct CaseQuery {
@@ -1485,15 +1492,42 @@ impl Store {
 
     /// [`Store::service_stats`], reused for up to [`STATS_MAX_AGE`]: a dashboard tolerates a
     /// minute of staleness, and under load it is computed once a minute instead of per view.
+    /// When the figures age out, the requests meanwhile get the previous ones while a single
+    /// background task recomputes them (no stampede of identical queries at expiry); a period
+    /// asked for the first time is computed by one request while the others wait for it.
     pub async fn service_stats_cached(&self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<ServiceStats> {
-        let fresh = |c: &CachedStats| c.from == from && c.to == to && c.at.elapsed() < STATS_MAX_AGE;
-        if let Some(c) = self.stats_cache.lock().expect("stats cache lock").as_ref().filter(|c| fresh(c)) {
-            return Ok(c.stats.clone());
+        let cached = || -> Option<(ServiceStats, bool)> {
+            let last = self.stats_cache.last.lock().expect("stats cache lock");
+            last.as_ref().filter(|c| c.from == from && c.to == to).map(|c| (c.stats.clone(), c.at.elapsed() < STATS_MAX_AGE))
+        };
+        match cached() {
+            Some((stats, true)) => return Ok(stats),
+            Some((stale, false)) => {
+                if let Ok(gate) = self.stats_cache.computing.clone().try_lock_owned() {
+                    let store = self.clone();
+                    tokio::spawn(async move {
+                        let _gate = gate;
+                        match store.service_stats(from, to).await {
+                            Ok(stats) => store.keep_stats(from, to, stats),
+                            Err(e) => tracing::warn!(error = %e, "refreshing the service dashboard's figures failed"),
+                        }
+                    });
+                }
+                return Ok(stale);
+            }
+            None => {}
+        }
+        let _gate = self.stats_cache.computing.lock().await;
+        if let Some((stats, true)) = cached() {
+            return Ok(stats);
         }
         let stats = self.service_stats(from, to).await?;
-        *self.stats_cache.lock().expect("stats cache lock") =
-            Some(CachedStats { from, to, at: std::time::Instant::now(), stats: stats.clone() });
+        self.keep_stats(from, to, stats.clone());
         Ok(stats)
+    }
+
+    fn keep_stats(&self, from: chrono::NaiveDate, to: chrono::NaiveDate, stats: ServiceStats) {
+        *self.stats_cache.last.lock().expect("stats cache lock") = Some(CachedStats { from, to, at: std::time::Instant::now(), stats });
     }
 
     /// The dashboard's figures for cases created between the local dates (inclusive).

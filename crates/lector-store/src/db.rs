@@ -20,7 +20,7 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
     /// The service dashboard's last figures, shared by the clones of this store.
-    pub(crate) stats_cache: std::sync::Arc<std::sync::Mutex<Option<crate::cases::CachedStats>>>,
+    pub(crate) stats_cache: std::sync::Arc<crate::cases::StatsCache>,
 }
 
 impl Store {
