@@ -113,6 +113,13 @@ const CHANNEL_COLUMNS: &str =
     "SELECT id, code, kind, name, settings_json, CASE WHEN secret IS NULL THEN 0 ELSE 1 END AS has_secret, rate_per_second, enabled, \
      created_at, updated_at, version FROM channels";
 
+/// One channel read inside a write's transaction (a missing one is `NotFound`), so every write
+/// reads its channel the same way.
+async fn load(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Channel> {
+    let row = sqlx::query(&format!("{CHANNEL_COLUMNS} WHERE id = $1")).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(channel).transpose()?.ok_or(StoreError::NotFound)
+}
+
 fn channel(row: &AnyRow) -> Result<Channel> {
     let kind: String = row.try_get("kind")?;
     let settings: String = row.try_get("settings_json")?;
@@ -190,8 +197,7 @@ impl Store {
         .await
         .map_err(|e| if is_unique_violation(&e) { taken(&code) } else { e.into() })?;
         let id: i64 = row.try_get("id")?;
-        let row = sqlx::query(&format!("{CHANNEL_COLUMNS} WHERE id = $1")).bind(id).fetch_one(&mut *tx).await?;
-        let c = channel(&row)?;
+        let c = load(&mut tx, id).await?;
         audit::record(
             &mut tx,
             actor,
@@ -214,8 +220,7 @@ impl Store {
     pub async fn update_channel(&self, actor: &Actor, id: i64, expected_version: Option<i64>, input: &ChannelInput) -> Result<Channel> {
         let (code, name, settings, secret) = input.parse()?;
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!("{CHANNEL_COLUMNS} WHERE id = $1")).bind(id).fetch_optional(&mut *tx).await?;
-        let before = row.as_ref().map(channel).transpose()?.ok_or(StoreError::NotFound)?;
+        let before = load(&mut tx, id).await?;
         if settings.kind() != before.kind {
             return Err(StoreError::invalid(
                 "settings",
@@ -243,8 +248,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| if is_unique_violation(&e) { taken(&code) } else { e.into() })?;
-        let row = sqlx::query(&format!("{CHANNEL_COLUMNS} WHERE id = $1")).bind(id).fetch_one(&mut *tx).await?;
-        let after = channel(&row)?;
+        let after = load(&mut tx, id).await?;
         audit::record(
             &mut tx,
             actor,
@@ -274,8 +278,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let row = sqlx::query(&format!("{CHANNEL_COLUMNS} WHERE id = $1")).bind(id).fetch_one(&mut *tx).await?;
-        let c = channel(&row)?;
+        let c = load(&mut tx, id).await?;
         audit::record(
             &mut tx,
             actor,

@@ -6,7 +6,7 @@
 //! Campaign routes need `CampaignsManage`; the triggered messages need `ChannelsConfigure`. A
 //! move the campaign's state does not allow answers 409 with a page saying why.
 
-use super::{local_time, render, see_other, CsrfForm, Ctx, Opt, Tab};
+use super::{checked_post, local_time, messaging_common, path_id, render, see_other, store_err, CsrfForm, Ctx, Opt, Tab};
 use crate::api::campaigns::{mask_address, parse_draft};
 use crate::auth::{PageError, Staff};
 use crate::error::AppError;
@@ -16,7 +16,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Form, Router};
 use lector_domain::campaign::{CampaignDraft, MAX_CHANNELS};
 use lector_domain::messaging::{CampaignStatus, OutboxStatus, Purpose, Trigger};
@@ -43,20 +43,12 @@ pub fn routes() -> Router<AppState> {
         .route("/campaigns/{id}", get(detail).post(update))
         .route("/campaigns/{id}/report", get(report))
         .route("/campaigns/{id}/test", post(send_test))
-        .route("/campaigns/{id}/start", post(start))
-        .route("/campaigns/{id}/schedule", post(schedule))
-        .route("/campaigns/{id}/pause", post(pause))
-        .route("/campaigns/{id}/resume", post(resume))
-        .route("/campaigns/{id}/cancel", post(cancel))
+        .route("/campaigns/{id}/start", button("started", |s, a, id| async move { s.start_campaign(&a, id).await }))
+        .route("/campaigns/{id}/schedule", button("scheduled", |s, a, id| async move { s.schedule_campaign(&a, id).await }))
+        .route("/campaigns/{id}/pause", button("paused", |s, a, id| async move { s.pause_campaign(&a, id).await }))
+        .route("/campaigns/{id}/resume", button("resumed", |s, a, id| async move { s.resume_campaign(&a, id).await }))
+        .route("/campaigns/{id}/cancel", button("cancelled", |s, a, id| async move { s.cancel_campaign(&a, id).await }))
         .route("/campaigns/{id}/delete", post(delete))
-}
-
-fn store_err(l: Lang) -> impl Fn(StoreError) -> PageError {
-    move |e| PageError(e.into(), l)
-}
-
-fn path_id(raw: &str, l: Lang) -> Result<i64, PageError> {
-    raw.parse().map_err(|_| PageError(AppError::NotFound, l))
 }
 
 /// The page header with the confirmation named by `?flash=`.
@@ -78,24 +70,7 @@ fn page_ctx(staff: &Staff, path: &str, flash: Option<&str>) -> Ctx {
 
 /// Campaigns, triggered messages, and the messaging pages next door, as far as the user may go.
 fn tabs(staff: &Staff, active: &str) -> Vec<Tab> {
-    let l = staff.lang;
-    let mut tabs = Vec::new();
-    let mut tab = |id: &'static str, href: &str, zh: &str, en: &str| {
-        tabs.push(Tab { href: href.into(), label: l.pick(zh, en).into(), id, active: id == active });
-    };
-    if staff.can(Permission::CampaignsManage) {
-        tab("tab-campaigns", "/campaigns", "群发任务", "Campaigns");
-    }
-    if staff.can(Permission::ChannelsConfigure) {
-        tab("tab-triggers", "/campaigns/triggers", "触发消息", "Triggered messages");
-    }
-    if staff.can(Permission::CampaignsManage) {
-        tab("tab-templates", "/messaging/templates", "消息模板", "Templates");
-    }
-    if staff.can(Permission::ChannelsConfigure) {
-        tab("tab-channels", "/messaging/channels", "消息渠道", "Channels");
-    }
-    tabs
+    messaging_common::tabs(staff, active, false)
 }
 
 fn status_class(s: CampaignStatus) -> &'static str {
@@ -534,10 +509,8 @@ async fn send_test(
     Path(raw): Path<String>,
     Form(f): Form<TestPost>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::CampaignsManage)?;
-    staff.check_csrf(f.csrf.as_deref())?;
+    let id = checked_post(&staff, Permission::CampaignsManage, f.csrf.as_deref(), &raw)?;
     let l = staff.lang;
-    let id = path_id(&raw, l)?;
     let c = state.store.campaign(id).await.map_err(store_err(l))?;
     let mut test =
         TestForm { address: f.address.trim().into(), channel: f.channel.trim().into(), card_no: f.card_no.trim().into(), result: None };
@@ -644,62 +617,18 @@ async fn test_message(state: &AppState, staff: &Staff, c: &Campaign, t: &TestFor
     })
 }
 
-/// A button on a campaign: checked, done by `act`, then back to the campaign with `flash`.
-async fn button<F, Fut>(state: AppState, staff: Staff, raw: String, f: CsrfForm, flash: &str, act: F) -> Result<Response, PageError>
+/// A button on a campaign, as a route: checked, done by `act`, then back to the campaign with
+/// `flash`. One function serves start, schedule, pause, resume and cancel.
+fn button<F, Fut>(flash: &'static str, act: F) -> MethodRouter<AppState>
 where
-    F: FnOnce(lector_store::Store, lector_store::Actor, i64) -> Fut,
-    Fut: std::future::Future<Output = lector_store::Result<Campaign>>,
+    F: FnOnce(lector_store::Store, lector_store::Actor, i64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = lector_store::Result<Campaign>> + Send,
 {
-    staff.require(Permission::CampaignsManage)?;
-    staff.check_csrf(f.csrf.as_deref())?;
-    let id = path_id(&raw, staff.lang)?;
-    act(state.store.clone(), staff.actor(), id).await.map_err(store_err(staff.lang))?;
-    Ok(see_other(&format!("/campaigns/{id}?flash={flash}")))
-}
-
-async fn start(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(raw): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    button(state, staff, raw, f, "started", |s, a, id| async move { s.start_campaign(&a, id).await }).await
-}
-
-async fn schedule(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(raw): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    button(state, staff, raw, f, "scheduled", |s, a, id| async move { s.schedule_campaign(&a, id).await }).await
-}
-
-async fn pause(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(raw): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    button(state, staff, raw, f, "paused", |s, a, id| async move { s.pause_campaign(&a, id).await }).await
-}
-
-async fn resume(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(raw): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    button(state, staff, raw, f, "resumed", |s, a, id| async move { s.resume_campaign(&a, id).await }).await
-}
-
-async fn cancel(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(raw): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    button(state, staff, raw, f, "cancelled", |s, a, id| async move { s.cancel_campaign(&a, id).await }).await
+    post(move |State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<CsrfForm>| async move {
+        let id = checked_post(&staff, Permission::CampaignsManage, f.csrf.as_deref(), &raw)?;
+        act(state.store.clone(), staff.actor(), id).await.map_err(store_err(staff.lang))?;
+        Ok::<_, PageError>(see_other(&format!("/campaigns/{id}?flash={flash}")))
+    })
 }
 
 async fn delete(
@@ -708,9 +637,7 @@ async fn delete(
     Path(raw): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::CampaignsManage)?;
-    staff.check_csrf(f.csrf.as_deref())?;
-    let id = path_id(&raw, staff.lang)?;
+    let id = checked_post(&staff, Permission::CampaignsManage, f.csrf.as_deref(), &raw)?;
     state.store.delete_campaign(&staff.actor(), id).await.map_err(store_err(staff.lang))?;
     Ok(see_other("/campaigns?flash=deleted"))
 }

@@ -4,7 +4,7 @@
 //! (`ChannelsConfigure`). A channel's secret is never put back into a page: its field is empty,
 //! "leave blank to keep".
 
-use super::{render, see_other, Ctx, Opt, Tab};
+use super::{checked_post, messaging_common, path_id, render, see_other, Ctx, Opt, Tab};
 use crate::api::messaging::{check_variants, preview, test_send};
 use crate::auth::{PageError, Staff};
 use crate::error::AppError;
@@ -41,31 +41,9 @@ pub fn routes() -> Router<AppState> {
 
 // ---- shared ----
 
-fn path_id(raw: &str, l: Lang) -> Result<i64, PageError> {
-    raw.parse().map_err(|_| PageError(AppError::NotFound, l))
-}
-
 /// The messaging tabs the user may open.
 fn tabs(staff: &Staff, active: &str) -> Vec<Tab> {
-    let l = staff.lang;
-    let mut tabs = Vec::new();
-    let mut tab = |id: &'static str, href: &str, zh: &str, en: &str| {
-        tabs.push(Tab { href: href.into(), label: l.pick(zh, en).into(), id, active: id == active });
-    };
-    if staff.can(Permission::CampaignsManage) {
-        tab("tab-campaigns", "/campaigns", "群发任务", "Campaigns");
-    }
-    if staff.can(Permission::ChannelsConfigure) {
-        tab("tab-triggers", "/campaigns/triggers", "触发消息", "Triggered messages");
-    }
-    if staff.can(Permission::CampaignsManage) {
-        tab("tab-templates", "/messaging/templates", "消息模板", "Templates");
-    }
-    if staff.can(Permission::ChannelsConfigure) {
-        tab("tab-channels", "/messaging/channels", "消息渠道", "Channels");
-        tab("tab-settings", "/messaging/settings", "消息设置", "Settings");
-    }
-    tabs
+    messaging_common::tabs(staff, active, true)
 }
 
 /// A form's outcome shown above it.
@@ -470,10 +448,8 @@ async fn set_enabled(
     Path(id): Path<String>,
     Form(f): Form<EnabledForm>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::ChannelsConfigure)?;
-    staff.check_csrf(f.csrf.as_deref())?;
+    let id = checked_post(&staff, Permission::ChannelsConfigure, f.csrf.as_deref(), &id)?;
     let l = staff.lang;
-    let id = path_id(&id, l)?;
     state.store.set_channel_enabled(&staff.actor(), id, f.enabled == "1").await.map_err(|e| PageError(e.into(), l))?;
     Ok(see_other("/messaging/channels?flash=saved"))
 }
@@ -490,10 +466,8 @@ async fn test_channel(
     Path(id): Path<String>,
     Form(f): Form<TestForm>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::ChannelsConfigure)?;
-    staff.check_csrf(f.csrf.as_deref())?;
+    let id = checked_post(&staff, Permission::ChannelsConfigure, f.csrf.as_deref(), &id)?;
     let l = staff.lang;
-    let id = path_id(&id, l)?;
     let c = state.store.channel(id).await.map_err(|e| PageError(e.into(), l))?;
     let address = f.address.unwrap_or_default();
     let from = if staff.user.display_name.is_empty() { staff.user.username.clone() } else { staff.user.display_name.clone() };
@@ -735,10 +709,8 @@ async fn update_template(
     Path(id): Path<String>,
     Form(f): Form<TemplateMetaForm>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::CampaignsManage)?;
-    staff.check_csrf(f.csrf.as_deref())?;
+    let id = checked_post(&staff, Permission::CampaignsManage, f.csrf.as_deref(), &id)?;
     let l = staff.lang;
-    let id = path_id(&id, l)?;
     let t = state.store.template(id).await.map_err(|e| PageError(e.into(), l))?;
     let purpose = match Purpose::parse(f.purpose.as_deref().unwrap_or_default()) {
         Ok(p) => p,
@@ -770,18 +742,23 @@ struct VariantForm {
     version: Option<String>,
 }
 
+/// The template a variant form posts to and the channel kind it names, which saving and deleting
+/// a variant both start from.
+async fn variant_target(state: &AppState, id: i64, f: &VariantForm, l: Lang) -> Result<(MessageTemplate, ChannelKind), PageError> {
+    let t = state.store.template(id).await.map_err(|e| PageError(e.into(), l))?;
+    let kind = ChannelKind::parse(f.channel_kind.as_deref().unwrap_or_default()).map_err(|m| PageError(AppError::BadRequest(m), l))?;
+    Ok((t, kind))
+}
+
 async fn save_variant(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
     Form(f): Form<VariantForm>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::CampaignsManage)?;
-    staff.check_csrf(f.csrf.as_deref())?;
+    let id = checked_post(&staff, Permission::CampaignsManage, f.csrf.as_deref(), &id)?;
     let l = staff.lang;
-    let id = path_id(&id, l)?;
-    let t = state.store.template(id).await.map_err(|e| PageError(e.into(), l))?;
-    let kind = ChannelKind::parse(f.channel_kind.as_deref().unwrap_or_default()).map_err(|m| PageError(AppError::BadRequest(m), l))?;
+    let (t, kind) = variant_target(&state, id, &f, l).await?;
     let lang = f.lang.clone().unwrap_or_default();
     let variant = TemplateVariant {
         channel_kind: kind,
@@ -816,12 +793,9 @@ async fn delete_variant(
     Path(id): Path<String>,
     Form(f): Form<VariantForm>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::CampaignsManage)?;
-    staff.check_csrf(f.csrf.as_deref())?;
+    let id = checked_post(&staff, Permission::CampaignsManage, f.csrf.as_deref(), &id)?;
     let l = staff.lang;
-    let id = path_id(&id, l)?;
-    let t = state.store.template(id).await.map_err(|e| PageError(e.into(), l))?;
-    let kind = ChannelKind::parse(f.channel_kind.as_deref().unwrap_or_default()).map_err(|m| PageError(AppError::BadRequest(m), l))?;
+    let (t, kind) = variant_target(&state, id, &f, l).await?;
     let lang = f.lang.unwrap_or_default();
     let variants = t.variants.iter().filter(|v| !(v.channel_kind == kind && v.lang == lang)).cloned().collect();
     let version = f.version.as_deref().and_then(|v| v.parse().ok());

@@ -10,11 +10,12 @@ mod identity;
 mod imports;
 mod login;
 mod messaging;
+mod messaging_common;
 mod readers;
 mod segments;
 mod tracking;
 
-use crate::auth::{urlencode, Staff};
+use crate::auth::{urlencode, PageError, Staff};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::AppState;
@@ -26,6 +27,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use lector_domain::role::Permission;
+use lector_store::StoreError;
 use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
@@ -210,6 +212,23 @@ pub fn render(t: &impl Template) -> Response {
 #[derive(Deserialize)]
 pub struct CsrfForm {
     pub csrf: Option<String>,
+}
+
+/// The record id in a page's path; anything that is not a number is a 404 page.
+pub fn path_id(raw: &str, l: Lang) -> Result<i64, PageError> {
+    raw.parse().map_err(|_| PageError(AppError::NotFound, l))
+}
+
+/// A store failure as an error page in the user's language (for `map_err`).
+pub fn store_err(l: Lang) -> impl Fn(StoreError) -> PageError {
+    move |e| PageError(e.into(), l)
+}
+
+/// A form post on one record: needs `permission` and the session's CSRF token, then the id in the path.
+pub fn checked_post(staff: &Staff, permission: Permission, csrf: Option<&str>, raw_id: &str) -> Result<i64, PageError> {
+    staff.require(permission)?;
+    staff.check_csrf(csrf)?;
+    path_id(raw_id, staff.lang)
 }
 
 /// A 303 redirect after a successful form post.

@@ -4,7 +4,7 @@
 //! delete. Every route needs `SegmentsManage`; export also `ReadersExport`, the tag
 //! `ReadersEdit`, the hand-over `ReadersHandOver`.
 
-use super::{local_time, render, see_other, Ctx, Opt};
+use super::{checked_post, local_time, path_id, render, see_other, store_err, Ctx, Opt};
 use crate::api::segments::export_response;
 use crate::auth::{PageError, Staff};
 use crate::error::AppError;
@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Form, Json, Router};
 use lector_domain::contact::ContactKind;
 use lector_domain::role::Permission;
@@ -24,7 +24,7 @@ use lector_domain::segment::catalogue;
 use lector_domain::{FieldErrors, Msg};
 use lector_store::readers::ReaderSort;
 use lector_store::segments::{MemberQuery, Segment, SegmentInput};
-use lector_store::{Page, StoreError};
+use lector_store::{Actor, Page, Store, StoreError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -35,9 +35,9 @@ pub fn routes() -> Router<AppState> {
         .route("/segments/new", get(new_form).post(create))
         .route("/segments/count", post(count))
         .route("/segments/{id}", get(detail).post(update))
-        .route("/segments/{id}/freeze", post(freeze))
-        .route("/segments/{id}/unfreeze", post(unfreeze))
-        .route("/segments/{id}/delete", post(delete))
+        .route("/segments/{id}/freeze", button(freeze))
+        .route("/segments/{id}/unfreeze", button(unfreeze))
+        .route("/segments/{id}/delete", button(delete))
         .route("/segments/{id}/tag", post(tag))
         .route("/segments/{id}/handover", post(hand_over))
         .route("/segments/{id}/export.csv", get(export))
@@ -51,14 +51,6 @@ const PER_PAGE: i64 = 25;
 async fn script() -> Response {
     ([(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/segments.js"))
         .into_response()
-}
-
-fn store_err(l: Lang) -> impl Fn(StoreError) -> PageError {
-    move |e| PageError(e.into(), l)
-}
-
-fn path_id(raw: &str, l: Lang) -> Result<i64, PageError> {
-    raw.parse().map_err(|_| PageError(AppError::NotFound, l))
 }
 
 /// The confirmation shown after a redirect (`?done=…`).
@@ -435,9 +427,7 @@ async fn update(
     Path(id): Path<String>,
     Form(form): Form<SegmentForm>,
 ) -> Result<Response, PageError> {
-    staff.require(Permission::SegmentsManage)?;
-    staff.check_csrf(form.csrf.as_deref())?;
-    let id = path_id(&id, staff.lang)?;
+    let id = checked_post(&staff, Permission::SegmentsManage, form.csrf.as_deref(), &id)?;
     let again =
         |errors, summary| edit_page(&state, &staff, Some(id), form.clone(), errors, summary, DetailParams::default(), Bulk::default());
     let input = match posted_input(&form) {
@@ -465,52 +455,37 @@ struct ActionForm {
     version: Option<i64>,
 }
 
-async fn freeze(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(id): Path<String>,
-    Form(f): Form<ActionForm>,
-) -> Result<Response, PageError> {
-    staff.require(Permission::SegmentsManage)?;
-    staff.check_csrf(f.csrf.as_deref())?;
-    let id = path_id(&id, staff.lang)?;
-    match state.store.freeze_segment(&staff.actor(), id).await {
-        Ok(s) => Ok(see_other(&format!("/segments/{id}?done=frozen&n={}", s.frozen_count.unwrap_or(0)))),
-        Err(StoreError::Conflict(m)) => refused(&state, &staff, id, &m).await,
-        Err(e) => Err(PageError(e.into(), staff.lang)),
-    }
+/// A button on a segment, as a route: checked, done by `act` (given the posted version), then
+/// to the address `act` names; a refusal (409) shows the segment again. One function serves
+/// freeze, unfreeze and delete.
+fn button<F, Fut>(act: F) -> MethodRouter<AppState>
+where
+    F: FnOnce(Store, Actor, i64, Option<i64>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = lector_store::Result<String>> + Send,
+{
+    post(move |State(state): State<AppState>, staff: Staff, Path(raw): Path<String>, Form(f): Form<ActionForm>| async move {
+        let id = checked_post(&staff, Permission::SegmentsManage, f.csrf.as_deref(), &raw)?;
+        match act(state.store.clone(), staff.actor(), id, f.version).await {
+            Ok(to) => Ok(see_other(&to)),
+            Err(StoreError::Conflict(m)) => refused(&state, &staff, id, &m).await,
+            Err(e) => Err(PageError(e.into(), staff.lang)),
+        }
+    })
 }
 
-async fn unfreeze(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(id): Path<String>,
-    Form(f): Form<ActionForm>,
-) -> Result<Response, PageError> {
-    staff.require(Permission::SegmentsManage)?;
-    staff.check_csrf(f.csrf.as_deref())?;
-    let id = path_id(&id, staff.lang)?;
-    match state.store.unfreeze_segment(&staff.actor(), id).await {
-        Ok(_) => Ok(see_other(&format!("/segments/{id}?done=unfrozen"))),
-        Err(StoreError::Conflict(m)) => refused(&state, &staff, id, &m).await,
-        Err(e) => Err(PageError(e.into(), staff.lang)),
-    }
+async fn freeze(store: Store, actor: Actor, id: i64, _version: Option<i64>) -> lector_store::Result<String> {
+    let s = store.freeze_segment(&actor, id).await?;
+    Ok(format!("/segments/{id}?done=frozen&n={}", s.frozen_count.unwrap_or(0)))
 }
 
-async fn delete(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(id): Path<String>,
-    Form(f): Form<ActionForm>,
-) -> Result<Response, PageError> {
-    staff.require(Permission::SegmentsManage)?;
-    staff.check_csrf(f.csrf.as_deref())?;
-    let id = path_id(&id, staff.lang)?;
-    match state.store.delete_segment(&staff.actor(), id, f.version).await {
-        Ok(()) => Ok(see_other("/segments?done=deleted")),
-        Err(StoreError::Conflict(m)) => refused(&state, &staff, id, &m).await,
-        Err(e) => Err(PageError(e.into(), staff.lang)),
-    }
+async fn unfreeze(store: Store, actor: Actor, id: i64, _version: Option<i64>) -> lector_store::Result<String> {
+    store.unfreeze_segment(&actor, id).await?;
+    Ok(format!("/segments/{id}?done=unfrozen"))
+}
+
+async fn delete(store: Store, actor: Actor, id: i64, version: Option<i64>) -> lector_store::Result<String> {
+    store.delete_segment(&actor, id, version).await?;
+    Ok("/segments?done=deleted".to_string())
 }
 
 #[derive(Deserialize)]

@@ -33,7 +33,7 @@ use crate::pages::{error_page, render, see_other, Ctx};
 use crate::AppState;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header::{CACHE_CONTROL, HOST, REFERRER_POLICY, SET_COOKIE};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -288,6 +288,23 @@ fn too_many(l: Lang, wait: std::time::Duration, title: Msg, text: impl FnOnce(u6
     message_page(l, StatusCode::TOO_MANY_REQUESTS, title, text(SUBMIT_WINDOW.as_secs() / 60, minutes))
 }
 
+/// A posted portal form. One that cannot be read is answered by the portal's own page saying why
+/// (see [`form_rejection`]), in the reader's language, so no handler has to match on it.
+pub struct PortalForm<T>(pub T);
+
+impl<S, T> FromRequest<S> for PortalForm<T>
+where
+    S: Send + Sync,
+    Form<T>: FromRequest<S, Rejection = FormRejection>,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let l = Lang::from_headers(req.headers());
+        Form::<T>::from_request(req, state).await.map(|Form(f)| PortalForm(f)).map_err(|r| form_rejection(l, r))
+    }
+}
+
 fn form_rejection(l: Lang, rejection: FormRejection) -> Response {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         message_page(
@@ -341,14 +358,10 @@ async fn submit(
     Extension(guard): Extension<Arc<PortalGuard>>,
     extensions: Extensions,
     headers: HeaderMap,
-    form: Result<Form<SubmitForm>, FormRejection>,
+    PortalForm(mut f): PortalForm<SubmitForm>,
 ) -> Response {
     let l = Lang::from_headers(&headers);
     let secure = state.secure_cookies;
-    let mut f = match form {
-        Ok(Form(f)) => f,
-        Err(r) => return form_rejection(l, r),
-    };
     // A signed-in reader files under their own card, whatever the form says.
     let session = match reader_session(&state, &headers).await {
         Ok(s) => s,
@@ -746,13 +759,9 @@ async fn rate(
     extensions: Extensions,
     headers: HeaderMap,
     Path(token): Path<String>,
-    form: Result<Form<RateForm>, FormRejection>,
+    PortalForm(f): PortalForm<RateForm>,
 ) -> Response {
     let l = Lang::from_headers(&headers);
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(r) => return form_rejection(l, r),
-    };
     if !plausible_token(&token) {
         return invalid_link(l);
     }
@@ -765,13 +774,9 @@ async fn rate_own(
     extensions: Extensions,
     headers: HeaderMap,
     Path(number): Path<String>,
-    form: Result<Form<RateForm>, FormRejection>,
+    PortalForm(f): PortalForm<RateForm>,
 ) -> Response {
     let l = Lang::from_headers(&headers);
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(r) => return form_rejection(l, r),
-    };
     let session = match reader_session(&state, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => return sign_in_first(&format!("/portal/cases/{number}")),
@@ -845,13 +850,9 @@ async fn reply(
     extensions: Extensions,
     headers: HeaderMap,
     Path(token): Path<String>,
-    form: Result<Form<ReplyForm>, FormRejection>,
+    PortalForm(f): PortalForm<ReplyForm>,
 ) -> Response {
     let l = Lang::from_headers(&headers);
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(r) => return form_rejection(l, r),
-    };
     if !plausible_token(&token) {
         return invalid_link(l);
     }
@@ -867,13 +868,9 @@ async fn reply_own(
     extensions: Extensions,
     headers: HeaderMap,
     Path(number): Path<String>,
-    form: Result<Form<ReplyForm>, FormRejection>,
+    PortalForm(f): PortalForm<ReplyForm>,
 ) -> Response {
     let l = Lang::from_headers(&headers);
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(r) => return form_rejection(l, r),
-    };
     let session = match reader_session(&state, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => return sign_in_first(&format!("/portal/cases/{number}")),

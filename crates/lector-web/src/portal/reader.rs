@@ -9,19 +9,18 @@
 //! reader in the store. The session cookie `lector_reader` is HttpOnly and SameSite=Lax; every form
 //! of a signed-in reader carries the session's CSRF token (derived from the session token).
 
-use super::{csrf_ok, csrf_token, form_rejection, message_page, plain_status, private, too_many, with_status, PortalGuard};
+use super::{csrf_ok, csrf_token, message_page, plain_status, private, too_many, with_status, PortalForm, PortalGuard};
 use crate::auth::{constant_time_eq, cookie, origin, urlencode};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::pages::{error_page, local_time, render, see_other, Ctx};
 use crate::AppState;
 use askama::Template;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::{Extension, Form};
+use axum::Extension;
 use lector_domain::contact::ContactKind;
 use lector_domain::messaging::{ChannelKind, ConsentSource, Purpose, Trigger};
 use lector_domain::Msg;
@@ -186,13 +185,9 @@ pub async fn request_code(
     Extension(guard): Extension<Arc<PortalGuard>>,
     extensions: Extensions,
     headers: HeaderMap,
-    form: Result<Form<LoginForm>, FormRejection>,
+    PortalForm(f): PortalForm<LoginForm>,
 ) -> Response {
     let l = Lang::from_headers(&headers);
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(r) => return form_rejection(l, r),
-    };
     let view = |error: Option<Msg>, unavailable: bool| LoginView { step: "request", form: &f, unavailable, notice: None, error };
     if !csrf_ok(&headers, f.csrf.as_deref()) {
         return login_page(&state, l, &headers, view(Some(expired_form()), false), StatusCode::BAD_REQUEST);
@@ -255,13 +250,9 @@ pub async fn verify_code(
     Extension(guard): Extension<Arc<PortalGuard>>,
     extensions: Extensions,
     headers: HeaderMap,
-    form: Result<Form<LoginForm>, FormRejection>,
+    PortalForm(f): PortalForm<LoginForm>,
 ) -> Response {
     let l = Lang::from_headers(&headers);
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(r) => return form_rejection(l, r),
-    };
     let view = |error: Msg| LoginView { step: "verify", form: &f, unavailable: false, notice: None, error: Some(error) };
     if !csrf_ok(&headers, f.csrf.as_deref()) {
         return login_page(&state, l, &headers, view(expired_form()), StatusCode::BAD_REQUEST);
@@ -318,12 +309,8 @@ pub struct CsrfOnly {
     csrf: Option<String>,
 }
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<CsrfOnly>, FormRejection>) -> Response {
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, PortalForm(f): PortalForm<CsrfOnly>) -> Response {
     let l = Lang::from_headers(&headers);
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(r) => return form_rejection(l, r),
-    };
     let session = match reader_session(&state, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => return private(see_other("/portal"), None, false),
@@ -527,13 +514,9 @@ pub async fn save_preferences(
     State(state): State<AppState>,
     extensions: Extensions,
     headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    PortalForm(pairs): PortalForm<Vec<(String, String)>>,
 ) -> Response {
     let l = Lang::from_headers(&headers);
-    let pairs = match form {
-        Ok(Form(p)) => p,
-        Err(r) => return form_rejection(l, r),
-    };
     let session = match reader_session(&state, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => return sign_in_first("/portal/preferences"),
