@@ -720,8 +720,13 @@ impl Store {
             filter.push(" AND c.created_local < ").bind(t.format("%Y-%m-%d").to_string());
         }
         let order = if q.by_due { "COALESCE(c.due_at, '9999'), c.id" } else { "c.id DESC" };
-        let list =
-            filter.with_text(&format!("{CASE_SELECT}{} ORDER BY {order} LIMIT {per_page} OFFSET {}", filter.text, (page - 1) * per_page));
+        // The page's ids are chosen on the narrow rows first; only those are joined and read in
+        // full (a queue sorted by deadline otherwise sorts every open case with its texts).
+        let list = filter.with_text(&format!(
+            "{CASE_SELECT} WHERE c.id IN (SELECT c.id FROM cases c{} ORDER BY {order} LIMIT {per_page} OFFSET {}) ORDER BY {order}",
+            filter.text,
+            (page - 1) * per_page
+        ));
         let rows = list.query().fetch_all(&self.pool).await?;
         let items = rows.iter().map(case_row).collect::<Result<Vec<_>>>()?;
         let total = if page == 1 && (items.len() as i64) < per_page {
