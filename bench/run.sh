@@ -203,7 +203,8 @@ ALL_PASS=1
   if [[ $ALL_PASS == 1 ]]; then echo "All targets met."; else echo "At least one target missed (see FAIL above)."; fi
   echo
   echo "Other benchmarks: service cases in \`RESULTS-cases.md\` (\`bench/cases.sh\`), importing readers and"
-  echo "identity resolution in \`RESULTS-import.md\` (\`bench/import.sh\`)."
+  echo "identity resolution in \`RESULTS-import.md\` (\`bench/import.sh\`), an email campaign in"
+  echo "\`RESULTS-messaging.md\` (\`bench/messaging.sh\`)."
 } >"$OUT"
 
 log "wrote $OUT"
