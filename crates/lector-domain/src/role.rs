@@ -66,6 +66,10 @@ pub enum Permission {
     ChannelsConfigure,
     /// Record a reader's consent on their behalf (audited).
     ConsentManage,
+    /// The warehouse: data dictionary, load history, read-only SQL, saved queries, CSV download (audited).
+    WarehouseQuery,
+    /// The warehouse's quarantine, with the raw records it holds (they may carry a card number).
+    WarehouseAdmin,
 }
 
 impl Role {
@@ -118,6 +122,7 @@ impl Role {
                     | CasesViewAll
                     | ServiceDashboard
                     | SegmentsManage
+                    | WarehouseQuery
             ),
             Role::Librarian => matches!(
                 p,
@@ -137,7 +142,7 @@ impl Role {
                     | ConsentManage
             ),
             Role::Department => matches!(p, ReadersView | TrackingView | TrackingRecord | CasesWork),
-            Role::Analyst => matches!(p, ServiceDashboard),
+            Role::Analyst => matches!(p, ServiceDashboard | WarehouseQuery),
         }
     }
 }
@@ -173,6 +178,16 @@ mod tests {
         assert!(Role::Leader.can(Permission::SegmentsManage) && !Role::Leader.can(Permission::CampaignsManage));
         for p in [Permission::SegmentsManage, Permission::CampaignsManage, Permission::ConsentManage] {
             assert!(!Role::Department.can(p) && !Role::Analyst.can(p), "{p:?}");
+        }
+        for role in [Role::Admin, Role::Leader, Role::Analyst] {
+            assert!(role.can(Permission::WarehouseQuery), "{role:?} queries the warehouse");
+        }
+        for role in [Role::Librarian, Role::Department] {
+            assert!(!role.can(Permission::WarehouseQuery), "{role:?} must not query the warehouse");
+        }
+        assert!(Role::Admin.can(Permission::WarehouseAdmin));
+        for role in [Role::Leader, Role::Analyst, Role::Librarian, Role::Department] {
+            assert!(!role.can(Permission::WarehouseAdmin), "{role:?} must not see the quarantine");
         }
         assert_eq!(Role::parse("leader").unwrap(), Role::Leader);
         assert!(Role::parse("root").is_err());

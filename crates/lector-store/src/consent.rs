@@ -166,32 +166,32 @@ impl UnsubscribeSigner {
 }
 
 impl Store {
-    /// The store's signing secret, made once on first use. Concurrent first uses (several
-    /// servers) all end up with the one that was stored first.
-    pub(crate) async fn token_secret(&self) -> Result<Vec<u8>> {
+    /// The random secret kept in `settings` under `key` (hex in a JSON string), made on first
+    /// use. Concurrent first uses (several servers) all end up with the one stored first.
+    pub(crate) async fn secret(&self, key: &str) -> Result<Vec<u8>> {
         let read = |row: sqlx::any::AnyRow| -> Result<Vec<u8>> {
             let v: String = row.try_get("value")?;
-            let hex_text: String = serde_json::from_str(&v).map_err(|e| StoreError::Other(format!("stored {TOKEN_SECRET_KEY}: {e}")))?;
-            hex::decode(hex_text).map_err(|e| StoreError::Other(format!("stored {TOKEN_SECRET_KEY}: {e}")))
+            let hex_text: String = serde_json::from_str(&v).map_err(|e| StoreError::Other(format!("stored {key}: {e}")))?;
+            hex::decode(hex_text).map_err(|e| StoreError::Other(format!("stored {key}: {e}")))
         };
         let select = "SELECT value FROM settings WHERE key = $1";
-        if let Some(row) = sqlx::query(select).bind(TOKEN_SECRET_KEY).fetch_optional(&self.pool).await? {
+        if let Some(row) = sqlx::query(select).bind(key).fetch_optional(&self.pool).await? {
             return read(row);
         }
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
-            .bind(TOKEN_SECRET_KEY)
+            .bind(key)
             .bind(serde_json::Value::String(hex::encode(bytes)).to_string())
             .bind(now_text())
             .execute(&self.pool)
             .await?;
-        read(sqlx::query(select).bind(TOKEN_SECRET_KEY).fetch_one(&self.pool).await?)
+        read(sqlx::query(select).bind(key).fetch_one(&self.pool).await?)
     }
 
     /// A signer holding the store's secret, for signing or checking many tokens.
     pub async fn unsubscribe_signer(&self) -> Result<UnsubscribeSigner> {
-        Ok(UnsubscribeSigner { key: self.token_secret().await? })
+        Ok(UnsubscribeSigner { key: self.secret(TOKEN_SECRET_KEY).await? })
     }
 
     /// A signed token for the one-click unsubscribe link of a message (purpose × channel kind for

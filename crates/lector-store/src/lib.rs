@@ -17,11 +17,14 @@ pub mod imports;
 mod migrations;
 pub mod outbox;
 pub mod portal_auth;
+pub mod reader_refs;
 pub mod readers;
+pub mod saved_queries;
 pub mod segments;
 pub mod templates;
 pub mod tracking;
 pub mod triggers;
+pub mod warehouse_extract;
 
 pub use db::{Backend, Store};
 pub use lector_domain as domain;

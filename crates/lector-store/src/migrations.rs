@@ -15,6 +15,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_identity.sql")),
     (6, include_str!("migrations/0006_case_levels.sql")),
     (7, include_str!("migrations/0007_messaging.sql")),
+    (8, include_str!("migrations/0008_warehouse.sql")),
+    (9, include_str!("migrations/0009_saved_queries.sql")),
 ];
 
 fn render(ddl: &str, backend: Backend) -> String {

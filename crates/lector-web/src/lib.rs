@@ -20,6 +20,9 @@ use axum::Router;
 use lector_store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use lector_warehouse::Warehouse;
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -32,6 +35,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The data directory: uploaded import files are kept under `imports/` in it.
     pub data_dir: PathBuf,
+    /// The data warehouse the warehouse pages and API query.
+    pub warehouse: Arc<Warehouse>,
 }
 
 /// The whole application as a router, for `serve` and for in-process tests.
@@ -45,13 +50,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(observe::metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // The portal's submission limits and recent links; one per application.
-        .layer(axum::Extension(std::sync::Arc::new(portal::PortalGuard::new())))
+        .layer(axum::Extension(Arc::new(portal::PortalGuard::new())))
         .layer(axum::middleware::from_fn(observe::track))
         .with_state(state)
 }
 
 /// Serves Lector on `listener` until Ctrl-C or SIGTERM. `secure_cookies` marks cookies
-/// `Secure` (when users reach Lector over HTTPS); uploads are kept under `data_dir`.
+/// `Secure` (when users reach Lector over HTTPS); uploads are kept under `data_dir`; the
+/// warehouse pages query `warehouse`.
 /// Due-task reminders, case escalation and the closing of unrated cases run in the background (see
 /// [`remind_due_tasks`]), as do the import worker (queued jobs and scheduled re-syncs) and the
 /// messaging worker (campaigns, triggered messages, the outbox; paced by `messaging`). All stop
@@ -61,13 +67,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     secure_cookies: bool,
     data_dir: PathBuf,
+    warehouse: Arc<Warehouse>,
     messaging: lector_messaging::worker::WorkerOptions,
 ) -> std::io::Result<()> {
     let reminders = tokio::spawn(remind_due_tasks(store.clone(), REMINDER_INTERVAL));
     let imports = tokio::spawn(lector_import::runner::worker(store.clone(), IMPORT_POLL_INTERVAL));
     let (stop_messaging, stopped) = tokio::sync::watch::channel(false);
     let mut outbox = tokio::spawn(lector_messaging::worker::run_until(store.clone(), messaging, stopped));
-    let app = router(AppState { store, secure_cookies, data_dir });
+    let app = router(AppState { store, secure_cookies, data_dir, warehouse });
     let served =
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await;
     reminders.abort();

@@ -261,8 +261,12 @@ async fn the_whole_sign_in_flow() {
 async fn the_session_cookie_is_secure_over_https() {
     use tower::ServiceExt;
     let (app, reader) = app_with_reader().await;
-    let secure =
-        lector_web::router(lector_web::AppState { store: app.store.clone(), secure_cookies: true, data_dir: app.dir.path().to_path_buf() });
+    let secure = lector_web::router(lector_web::AppState {
+        store: app.store.clone(),
+        secure_cookies: true,
+        data_dir: app.dir.path().to_path_buf(),
+        warehouse: app.warehouse.clone(),
+    });
     request_code(&app, CARD, EMAIL, IP).await;
     let code = sent_code(&app, reader.id).await;
     let (cookie, csrf) = portal_csrf(&app, "/portal/login/verify").await;

@@ -5,6 +5,7 @@ mod demo_activity;
 mod demo_import;
 mod demo_messaging;
 mod import_cmd;
+mod warehouse_cmd;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -14,6 +15,7 @@ use lector_domain::role::Role;
 use lector_messaging::worker::WorkerOptions;
 use lector_store::auth::NewUser;
 use lector_store::{Actor, Store, StoreError};
+use lector_warehouse::etl::ScheduledRefresh;
 use rand::Rng;
 use serde::Deserialize;
 use std::io::{IsTerminal, Read, Write};
@@ -76,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         command: import_cmd::IdentityCommand,
     },
+    /// The data warehouse (数据仓库): data dictionary, read-only SQL, load history.
+    Warehouse {
+        #[command(subcommand)]
+        command: warehouse_cmd::WarehouseCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +138,9 @@ struct FileConfig {
     /// `[messaging]`, or `LECTOR_MESSAGING_*`.
     #[serde(default)]
     messaging: MessagingConfig,
+    /// `[warehouse]`, or `LECTOR_WAREHOUSE_*`.
+    #[serde(default)]
+    warehouse: warehouse_cmd::WarehouseSection,
 }
 
 /// The outbox worker's pace and retry policy (`[messaging]` in `lector.toml`, or
@@ -198,6 +208,9 @@ struct Settings {
     bind: String,
     secure_cookies: bool,
     messaging: WorkerOptions,
+    warehouse: lector_warehouse::WarehouseConfig,
+    /// How often `lector serve` refreshes the warehouse from the store (`None`: never).
+    warehouse_refresh: Option<Duration>,
 }
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -272,6 +285,7 @@ fn settings(cli: &Cli, bind: Option<&str>) -> anyhow::Result<Settings> {
     let config: FileConfig = Figment::from(Toml::file(&file))
         .merge(Env::prefixed("LECTOR_").only(&["database_url", "bind", "secure_cookies"]))
         .merge(Env::prefixed("LECTOR_MESSAGING_").map(|k| format!("messaging.{k}").into()))
+        .merge(Env::prefixed("LECTOR_WAREHOUSE_").map(|k| format!("warehouse.{k}").into()))
         .extract()
         .with_context(|| format!("cannot read the configuration {}", file.display()))?;
     let database_url = cli
@@ -282,7 +296,9 @@ fn settings(cli: &Cli, bind: Option<&str>) -> anyhow::Result<Settings> {
         .unwrap_or_else(|| sqlite_url(&data_dir.join("lector.db")));
     let bind = bind.map(String::from).or(config.bind).unwrap_or_else(|| DEFAULT_BIND.to_string());
     let messaging = config.messaging.options().with_context(|| format!("cannot read the configuration {}", file.display()))?;
-    Ok(Settings { database_url, bind, secure_cookies: config.secure_cookies.unwrap_or(false), messaging })
+    let warehouse = config.warehouse.config(&data_dir);
+    let warehouse_refresh = config.warehouse.refresh_interval();
+    Ok(Settings { database_url, bind, secure_cookies: config.secure_cookies.unwrap_or(false), messaging, warehouse, warehouse_refresh })
 }
 
 fn sqlite_url(path: &Path) -> String {
@@ -323,9 +339,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 writeln!(out, "Lector listening on http://{addr}")?;
                 out.flush()?;
             }
-            lector_web::serve(store, listener, s.secure_cookies, cli.data_dir.clone(), s.messaging)
-                .await
-                .context("the web server stopped with an error")?;
+            let warehouse = std::sync::Arc::new(warehouse_cmd::open(&s.warehouse).await?);
+            let refresh = s.warehouse_refresh.map(|every| ScheduledRefresh::start(store.clone(), warehouse.clone(), every));
+            let served = lector_web::serve(store, listener, s.secure_cookies, cli.data_dir.clone(), warehouse, s.messaging).await;
+            if let Some(r) = refresh {
+                r.stop().await;
+            }
+            served.context("the web server stopped with an error")?;
             Ok(())
         }
         Command::Migrate => {
@@ -433,6 +453,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             result
         }
+        Command::Warehouse { command } => warehouse_cmd::run(&settings(&cli, None)?, command).await,
     }
 }
 

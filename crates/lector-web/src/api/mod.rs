@@ -15,6 +15,7 @@ pub mod messaging;
 pub mod readers;
 pub mod segments;
 pub mod tracking;
+pub mod warehouse;
 
 use crate::AppState;
 use axum::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .merge(campaigns::routes())
         .merge(messaging::routes())
         .merge(consent::routes())
+        .merge(warehouse::routes())
         .fallback(|| async { crate::error::AppError::NotFound })
         .layer(axum::middleware::map_response(api_headers))
 }
@@ -180,6 +182,7 @@ pub fn openapi_document() -> &'static str {
         doc.merge(campaigns::Doc::openapi());
         doc.merge(messaging::Doc::openapi());
         doc.merge(consent::Doc::openapi());
+        doc.merge(warehouse::Doc::openapi());
         doc.to_pretty_json().expect("the OpenAPI document serialises")
     })
 }

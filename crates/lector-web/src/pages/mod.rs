@@ -14,6 +14,7 @@ mod messaging_common;
 mod readers;
 mod segments;
 mod tracking;
+mod warehouse;
 
 use crate::auth::{urlencode, PageError, Staff};
 use crate::error::AppError;
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .merge(campaigns::routes())
         .merge(messaging::routes())
         .merge(consent::routes())
+        .merge(warehouse::routes())
 }
 
 /// A tab of a page's view switcher.
@@ -91,6 +93,8 @@ pub struct UserBar {
     pub can_campaigns: bool,
     /// Channels and triggered messages (`ChannelsConfigure`).
     pub can_channels: bool,
+    /// The data warehouse (`WarehouseQuery`).
+    pub can_warehouse: bool,
 }
 
 /// What every page's layout needs.
@@ -128,6 +132,7 @@ impl Ctx {
                 can_campaigns: staff.can(Permission::CampaignsManage),
                 can_channels: staff.can(Permission::ChannelsConfigure),
                 can_schedule: staff.can(Permission::ImportSchedule),
+                can_warehouse: staff.can(Permission::WarehouseQuery),
             }),
             csrf: staff.csrf.clone(),
             nav,

@@ -415,8 +415,16 @@ impl App {
             let rec = store.create_reader(&actor, &input).await.unwrap_or_else(|e| panic!("create reader {name}: {e}"));
             readers.insert(card, rec.id);
         }
-        let router =
-            lector_web::router(lector_web::AppState { store: store.clone(), secure_cookies: false, data_dir: dir.path().to_path_buf() });
+        let router = lector_web::router(lector_web::AppState {
+            store: store.clone(),
+            secure_cookies: false,
+            data_dir: dir.path().to_path_buf(),
+            warehouse: std::sync::Arc::new(
+                lector_warehouse::Warehouse::open(lector_warehouse::WarehouseConfig::in_data_dir(dir.path()))
+                    .await
+                    .expect("open the warehouse"),
+            ),
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind app");
         let addr = listener.local_addr().expect("app addr");
         let server = tokio::spawn(async move {

@@ -16,9 +16,11 @@ use lector_domain::role::Role;
 use lector_store::auth::{NewUser, User};
 use lector_store::config::NamedInput;
 use lector_store::{Actor, Store};
+use lector_warehouse::{Warehouse, WarehouseConfig};
 use lector_web::{router, AppState};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tower::ServiceExt;
 
 /// Every test user's password.
@@ -57,6 +59,8 @@ pub struct TestApp {
     router: Router,
     users: HashMap<&'static str, User>,
     tokens: HashMap<&'static str, String>,
+    /// An empty warehouse under `dir`, for tests to load batches into.
+    pub warehouse: Arc<Warehouse>,
     /// Keeps the database directory alive as long as the app.
     pub dir: tempfile::TempDir,
 }
@@ -108,8 +112,14 @@ impl TestApp {
             users.insert(role.code(), user);
             tokens.insert(role.code(), secret);
         }
-        let router = router(AppState { store: store.clone(), secure_cookies: false, data_dir: dir.path().to_path_buf() });
-        TestApp { store, router, users, tokens, dir }
+        let warehouse = Arc::new(Warehouse::open(WarehouseConfig::in_data_dir(dir.path())).await.expect("open the test warehouse"));
+        let router = router(AppState {
+            store: store.clone(),
+            secure_cookies: false,
+            data_dir: dir.path().to_path_buf(),
+            warehouse: warehouse.clone(),
+        });
+        TestApp { store, router, users, tokens, warehouse, dir }
     }
 
     /// A clone of the application's router.
