@@ -265,7 +265,9 @@ impl Store {
     }
 
     /// Claims up to `limit` due messages for `worker` until `lease` from now. One statement
-    /// picks and claims; on PostgreSQL the outer condition is re-checked on the locked row, so
+    /// picks and claims. The pick is a materialized CTE: as a plain `IN (… LIMIT n FOR UPDATE)`
+    /// subquery PostgreSQL may run it again for each row it updates and claim far more than
+    /// `limit`. On PostgreSQL the outer condition is re-checked on the locked row, so
     /// two servers claiming at once never both get a row (and `SKIP LOCKED` makes them pick
     /// different rows instead of waiting for each other). Messages to a blocked address are
     /// failed here with the reason and not returned.
@@ -273,13 +275,13 @@ impl Store {
         let now = now_text();
         let lock = if self.backend() == Backend::Postgres { " FOR UPDATE OF o SKIP LOCKED" } else { "" };
         let sql = format!(
-            "UPDATE outbox SET status = 'sending', claimed_by = $1, lease_until = $2
-             WHERE id IN (
+            "WITH picked AS MATERIALIZED (
                  SELECT o.id FROM outbox o
                  WHERE ((o.status = 'pending' AND o.next_attempt_at <= $3) OR (o.status = 'sending' AND o.lease_until < $3))
                    AND (o.campaign_id IS NULL OR EXISTS (SELECT 1 FROM campaigns c WHERE c.id = o.campaign_id AND c.status = 'sending'))
                  ORDER BY o.next_attempt_at, o.id LIMIT {limit}{lock})
-             AND {CLAIMABLE}
+             UPDATE outbox SET status = 'sending', claimed_by = $1, lease_until = $2
+             WHERE id IN (SELECT id FROM picked) AND {CLAIMABLE}
              RETURNING id, dedupe_key, campaign_id, trigger_code, reader_id, channel_id, address, template_id, vars_json, purpose, lang,
                        attempts",
             limit = limit.max(1)

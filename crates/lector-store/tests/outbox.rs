@@ -17,6 +17,7 @@ scenarios!(
     scenario:
     enqueueing_is_idempotent,
     two_claimers_never_get_the_same_row,
+    a_claim_takes_at_most_its_limit_oldest_first,
     an_expired_lease_makes_a_row_claimable_again,
     transient_failures_back_off_then_fail,
     a_permanent_failure_fails_at_once_and_blocks_the_address,
@@ -191,6 +192,21 @@ mod scenario {
         assert_eq!(unique.len(), 300, "no row claimed twice");
         let holders = common::raw_count("SELECT COUNT(DISTINCT claimed_by) FROM outbox WHERE status = 'sending' AND id > $1", 0).await;
         assert!(holders >= 2, "the work was shared: {holders} claimer(s)");
+    }
+
+    pub async fn a_claim_takes_at_most_its_limit_oldest_first(store: Store) {
+        let (email, _, t) = setup(&store).await;
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            ids.push(enqueue(&store, &msg(&format!("k{i}"), email.id, t, &format!("r{i}@example.edu.cn"))).await);
+        }
+        let mut taken = Vec::new();
+        for expected in [2, 2, 1, 0] {
+            let got: Vec<i64> = store.claim_messages("w", 2, Duration::from_secs(60)).await.unwrap().iter().map(|m| m.id).collect();
+            assert_eq!(got.len(), expected, "a claim of 2 after {taken:?}: {got:?}");
+            taken.extend(got);
+        }
+        assert_eq!(taken, ids, "claimed in order, each once");
     }
 
     pub async fn an_expired_lease_makes_a_row_claimable_again(store: Store) {
