@@ -156,20 +156,22 @@ fn settled<T>(rows: Vec<(T, DateTime<Utc>)>, before: DateTime<Utc>) -> Vec<T> {
 }
 
 impl Store {
+    /// One page of `sql` (which takes `$1` = after id and `$2` = limit), each row read by `read`
+    /// with the time it was written, cut at the first row not yet settled.
+    async fn settled_page<T>(&self, sql: &str, page: PageRequest, read: impl Fn(&AnyRow) -> Result<(T, DateTime<Utc>)>) -> Result<Vec<T>> {
+        let rows = sqlx::query(sql).bind(page.after_id).bind(page.limit.max(1)).fetch_all(&self.pool).await?;
+        let rows = rows.iter().map(read).collect::<Result<Vec<_>>>()?;
+        Ok(settled(rows, page.settled_before))
+    }
+
     /// Interactions after `page.after_id`, by id.
     pub async fn interactions_since(&self, page: PageRequest) -> Result<Vec<InteractionRow>> {
-        let rows = sqlx::query(
+        self.settled_page(
             "SELECT i.id, i.reader_id, i.occurred_at, i.channel, i.direction, u.username AS staff, i.created_at
              FROM interactions i LEFT JOIN users u ON u.id = i.staff_id
              WHERE i.id > $1 ORDER BY i.id LIMIT $2",
-        )
-        .bind(page.after_id)
-        .bind(page.limit.max(1))
-        .fetch_all(&self.pool)
-        .await?;
-        let rows = rows
-            .iter()
-            .map(|r| {
+            page,
+            |r| {
                 let occurred: String = r.try_get("occurred_at")?;
                 let occurred_at = NaiveDateTime::parse_from_str(&occurred, "%Y-%m-%d %H:%M")
                     .map_err(|e| StoreError::Other(format!("stored occurred_at '{occurred}': {e}")))?;
@@ -182,28 +184,22 @@ impl Store {
                     staff: r.try_get("staff")?,
                 };
                 Ok((row, utc(r, "created_at")?))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(settled(rows, page.settled_before))
+            },
+        )
+        .await
     }
 
     /// Case events after `page.after_id`, by id, each with its case.
     pub async fn case_events_since(&self, page: PageRequest) -> Result<Vec<CaseEventRow>> {
-        let rows = sqlx::query(
+        self.settled_page(
             "SELECT e.id, e.case_id, c.reader_id, c.kind, c.category, c.priority, d.code AS department, e.action, e.from_status,
                     e.to_status, e.at,
                     CASE WHEN e.action = 'rate' THEN c.rating_satisfaction END AS rating_satisfaction,
                     CASE WHEN e.action = 'rate' THEN c.rating_recommend END AS rating_recommend
              FROM case_events e JOIN cases c ON c.id = e.case_id LEFT JOIN departments d ON d.id = c.department_id
              WHERE e.id > $1 ORDER BY e.id LIMIT $2",
-        )
-        .bind(page.after_id)
-        .bind(page.limit.max(1))
-        .fetch_all(&self.pool)
-        .await?;
-        let rows = rows
-            .iter()
-            .map(|r| {
+            page,
+            |r| {
                 let at = utc(r, "at")?;
                 let row = CaseEventRow {
                     id: r.try_get("id")?,
@@ -221,24 +217,18 @@ impl Store {
                     rating_recommend: r.try_get("rating_recommend")?,
                 };
                 Ok((row, at))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(settled(rows, page.settled_before))
+            },
+        )
+        .await
     }
 
     /// Withdrawals through unsubscribe links after `page.after_id`, by id.
     pub async fn unsubscribes_since(&self, page: PageRequest) -> Result<Vec<UnsubscribeRow>> {
-        let rows = sqlx::query(
+        self.settled_page(
             "SELECT id, reader_id, purpose, channel, at FROM consent_events
              WHERE id > $1 AND source = 'unsubscribe' AND granted = 0 ORDER BY id LIMIT $2",
-        )
-        .bind(page.after_id)
-        .bind(page.limit.max(1))
-        .fetch_all(&self.pool)
-        .await?;
-        let rows = rows
-            .iter()
-            .map(|r| {
+            page,
+            |r| {
                 let at = utc(r, "at")?;
                 let row = UnsubscribeRow {
                     id: r.try_get("id")?,
@@ -248,9 +238,9 @@ impl Store {
                     at,
                 };
                 Ok((row, at))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(settled(rows, page.settled_before))
+            },
+        )
+        .await
     }
 
     /// Outbox rows in a final status not yet marked exported, after `after_id`, by id, at most
